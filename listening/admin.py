@@ -1,0 +1,42 @@
+from django.contrib import admin
+
+from listening.models import Author, Brand, Mention, PollCursor, TrackedKeyword
+
+
+class TrackedKeywordInline(admin.TabularInline):
+    model = TrackedKeyword
+    extra = 0
+
+
+@admin.register(Brand)
+class BrandAdmin(admin.ModelAdmin):
+    list_display = ["name", "x_handle", "created_at"]
+    search_fields = ["name", "x_handle"]
+    inlines = [TrackedKeywordInline]
+
+
+@admin.register(TrackedKeyword)
+class TrackedKeywordAdmin(admin.ModelAdmin):
+    list_display = ["query", "brand", "platform", "is_active", "poll_interval_seconds"]
+    list_filter = ["brand", "platform", "is_active"]
+    search_fields = ["query"]
+
+
+@admin.register(PollCursor)
+class PollCursorAdmin(admin.ModelAdmin):
+    list_display = ["keyword", "since_id", "next_poll_at", "blocked_until", "last_error"]
+    readonly_fields = [f.name for f in PollCursor._meta.fields]
+
+
+@admin.register(Author)
+class AuthorAdmin(admin.ModelAdmin):
+    list_display = ["username", "name", "platform", "followers_count"]
+    search_fields = ["username", "name"]
+
+
+@admin.register(Mention)
+class MentionAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "brand", "author", "sentiment_label", "status", "posted_at"]
+    list_filter = ["brand", "status", "sentiment_label", "platform"]
+    search_fields = ["text", "external_id"]
+    raw_id_fields = ["author", "keyword", "claimed_by"]

@@ -1,0 +1,97 @@
+"""The one small interface every platform client implements, and what it returns.
+
+Clients turn a platform's wire format into these plain records and its failures into these
+exceptions; nothing above this layer knows which HTTP library or SDK a platform needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedAuthor:
+    external_id: str
+    username: str
+    name: str
+    followers_count: int
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPost:
+    external_id: str
+    text: str
+    author_external_id: str
+    posted_at: datetime
+    conversation_id: str
+    lang: str
+    in_reply_to_user_id: str
+    referenced_posts: list[dict[str, str]]
+    public_metrics: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedItem:
+    """An item of a page that could not be understood: kept out, with the reason why."""
+
+    raw: Any
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+
+@dataclass(slots=True)
+class SearchPage:
+    posts: list[FetchedPost]
+    authors: dict[str, FetchedAuthor]
+    newest_id: str | None
+    next_token: str | None
+    rejected: list[RejectedItem] = field(default_factory=list)
+    rate_limit: RateLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostedReply:
+    external_id: str
+    text: str
+    posted_at: datetime
+
+
+class PlatformError(Exception):
+    """A platform refused or failed a request. `str()` is written for the person reading it."""
+
+
+class AuthenticationFailed(PlatformError):
+    """The credentials were refused (401). Polling again will not help until they change."""
+
+
+class RequestRejected(PlatformError):
+    """The platform refused this request as such (400, 403): retrying it unchanged won't help."""
+
+
+class RateLimited(PlatformError):
+    """The budget is spent (429): no call may be made before `reset_at`."""
+
+    def __init__(self, message: str, *, reset_at: datetime) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at
+
+
+class PlatformUnavailable(PlatformError):
+    """A transient failure (5xx, timeout, broken body): the same call may work later."""
+
+
+class PlatformClient(Protocol):
+    def search_page(
+        self, *, query: str, since_id: str | None, next_token: str | None
+    ) -> SearchPage: ...
+
+    def post_reply(self, *, text: str, in_reply_to_id: str) -> PostedReply: ...

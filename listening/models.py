@@ -1,0 +1,218 @@
+"""What Earshot listens for (brands, tracked keywords) and what it heard (authors, mentions)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Platform(models.TextChoices):
+    X = "x", "X"
+
+
+class SentimentLabel(models.TextChoices):
+    POSITIVE = "positive", "Positive"
+    NEUTRAL = "neutral", "Neutral"
+    NEGATIVE = "negative", "Negative"
+
+
+class Brand(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    # The brand's own account on X; its replies are posted from here.
+    x_handle = models.CharField(max_length=15, blank=True)
+    # Per-brand X credentials; blank means the deployment-wide ones from settings.
+    x_bearer_token = models.CharField(max_length=200, blank=True)
+    x_consumer_key = models.CharField(max_length=200, blank=True)
+    x_consumer_secret = models.CharField(max_length=200, blank=True)
+    x_access_token = models.CharField(max_length=200, blank=True)
+    x_access_token_secret = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrackedKeyword(models.Model):
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="keywords")
+    platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.X)
+    query = models.CharField(
+        max_length=512, help_text='X search syntax: words, "phrases", OR, -exclusions, from:'
+    )
+    is_active = models.BooleanField(default=True)
+    poll_interval_seconds = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["brand__name", "query"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "platform", "query"], name="keyword_unique_per_brand"
+            ),
+            models.CheckConstraint(
+                condition=Q(poll_interval_seconds__gte=5), name="keyword_poll_interval_min_5s"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand.name}: {self.query}"
+
+
+class PollCursor(models.Model):
+    """Where polling of one keyword stands, and why it may not poll now.
+
+    `since_id` is the newest id of the last *completed* round. While a round pages through
+    results, `round_newest_id` and `next_token` hold its progress, so a crash resumes the
+    same round instead of skipping or repeating posts. `version` makes each page's write a
+    compare-and-set: a concurrent poll of the same keyword loses and stores nothing.
+    """
+
+    keyword = models.OneToOneField(TrackedKeyword, on_delete=models.CASCADE, related_name="cursor")
+    since_id = models.CharField(max_length=32, blank=True)
+    round_newest_id = models.CharField(max_length=32, blank=True)
+    next_token = models.CharField(max_length=200, blank=True)
+    version = models.PositiveBigIntegerField(default=0)
+    next_poll_at = models.DateTimeField(default=timezone.now, db_index=True)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_stored_count = models.PositiveIntegerField(default=0)
+    # Items the platform sent that could not be understood: counted, explained, never silent.
+    skipped_items_total = models.PositiveIntegerField(default=0)
+    last_skipped_reason = models.TextField(blank=True)
+    last_skipped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"cursor for {self.keyword}"
+
+    @property
+    def is_failing(self) -> bool:
+        return bool(self.last_error)
+
+    @property
+    def is_rate_limited(self) -> bool:
+        return self.blocked_until is not None and self.blocked_until > timezone.now()
+
+
+class Author(models.Model):
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=64)
+    username = models.CharField(max_length=100)
+    name = models.CharField(max_length=200, blank=True)
+    followers_count = models.PositiveIntegerField(default=0)
+    verified = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "external_id"], name="author_unique_per_platform"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.username}"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"@{self.username}"
+
+
+class MentionStatus(models.TextChoices):
+    NEW = "new", "New"
+    CLAIMED = "claimed", "Claimed"
+    REPLYING = "replying", "Reply being sent"
+    REPLIED = "replied", "Replied"
+    NO_REPLY_NEEDED = "no_reply_needed", "No reply needed"
+
+
+OPEN_STATUSES = (MentionStatus.NEW, MentionStatus.CLAIMED)
+
+
+class Mention(models.Model):
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=64)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="mentions")
+    keyword = models.ForeignKey(
+        TrackedKeyword, on_delete=models.SET_NULL, null=True, related_name="mentions"
+    )
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="mentions")
+    text = models.TextField()
+    lang = models.CharField(max_length=16, blank=True)
+    posted_at = models.DateTimeField(help_text="When the post was made, as the platform says")
+    conversation_id = models.CharField(max_length=64, blank=True)
+    in_reply_to_user_id = models.CharField(max_length=64, blank=True)
+    referenced_posts = models.JSONField(default=list, blank=True)
+    public_metrics = models.JSONField(default=dict, blank=True)
+    sentiment_compound = models.FloatField()
+    sentiment_positive = models.FloatField()
+    sentiment_neutral = models.FloatField()
+    sentiment_negative = models.FloatField()
+    sentiment_label = models.CharField(max_length=8, choices=SentimentLabel.choices)
+    status = models.CharField(
+        max_length=16, choices=MentionStatus.choices, default=MentionStatus.NEW
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="claimed_mentions",
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-posted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "external_id"], name="mention_unique_per_platform"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MentionStatus.values), name="mention_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(sentiment_label__in=SentimentLabel.values),
+                name="mention_sentiment_label_valid",
+            ),
+            # A claimed mention always says who holds it.
+            models.CheckConstraint(
+                condition=~Q(status=MentionStatus.CLAIMED) | Q(claimed_by__isnull=False),
+                name="mention_claimed_has_holder",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-posted_at"], name="mention_status_posted"),
+            models.Index(fields=["brand", "-posted_at"], name="mention_brand_posted"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.external_id}"
+
+    @property
+    def is_negative(self) -> bool:
+        return self.sentiment_label == SentimentLabel.NEGATIVE
+
+    @property
+    def is_positive(self) -> bool:
+        return self.sentiment_label == SentimentLabel.POSITIVE
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def waiting_for(self) -> timedelta:
+        return timezone.now() - self.posted_at
+
+    @property
+    def platform_url(self) -> str:
+        return f"https://x.com/{self.author.username}/status/{self.external_id}"

@@ -1,0 +1,47 @@
+"""Writes on tracked keywords (admins)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from listening.models import Brand, PollCursor, TrackedKeyword
+
+
+@transaction.atomic
+def keyword_create(
+    *, brand: Brand, query: str, poll_interval_seconds: int, is_active: bool = True
+) -> TrackedKeyword:
+    """Create a keyword with its cursor; it is due for polling at once."""
+    keyword = TrackedKeyword.objects.create(
+        brand=brand,
+        query=query.strip(),
+        poll_interval_seconds=poll_interval_seconds,
+        is_active=is_active,
+    )
+    PollCursor.objects.create(keyword=keyword)
+    return keyword
+
+
+@transaction.atomic
+def keyword_update(
+    *,
+    keyword: TrackedKeyword,
+    brand: Brand,
+    query: str,
+    poll_interval_seconds: int,
+    is_active: bool,
+) -> TrackedKeyword:
+    """Save changes. A changed query starts listening afresh: its old cursor means nothing."""
+    query = query.strip()
+    # Compare with the stored row: a bound ModelForm has already changed the instance.
+    stored_query = TrackedKeyword.objects.values_list("query", flat=True).get(pk=keyword.pk)
+    if query != stored_query:
+        PollCursor.objects.filter(keyword=keyword).update(
+            since_id="", next_token="", round_newest_id="", last_error="", version=0
+        )
+    keyword.brand = brand
+    keyword.query = query
+    keyword.poll_interval_seconds = poll_interval_seconds
+    keyword.is_active = is_active
+    keyword.save(update_fields=["brand", "query", "poll_interval_seconds", "is_active"])
+    return keyword

@@ -1,0 +1,250 @@
+"""Polling tracked keywords: fetch pages from a platform, score them, store them once.
+
+Each page is stored in one transaction together with the cursor's progress, and that write is
+a compare-and-set on the cursor's version: a crash between pages resumes the same round from
+`next_token`, and two polls of the same keyword racing each other store every post once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from listening.clients.base import (
+    AuthenticationFailed,
+    PlatformClient,
+    PlatformError,
+    RateLimited,
+    SearchPage,
+)
+from listening.clients.x import x_client_for_brand
+from listening.models import Author, Mention, PollCursor, TrackedKeyword
+from listening.services.sentiment import sentiment_score_many
+
+logger = logging.getLogger(__name__)
+
+# After credentials are refused, try again only now and then: they won't fix themselves.
+AUTH_FAILURE_RETRY = timedelta(minutes=15)
+
+
+@dataclass(slots=True)
+class PollOutcome:
+    keyword_id: int
+    stored: int = 0
+    pages: int = 0
+    skipped: list[str] = field(default_factory=list)
+    error: str = ""
+    rate_limited_until: datetime | None = None
+    superseded: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def client_for_keyword(keyword: TrackedKeyword) -> PlatformClient:
+    return x_client_for_brand(keyword.brand)
+
+
+def keyword_poll(
+    *, keyword_id: int, max_pages: int, client: PlatformClient | None = None
+) -> PollOutcome:
+    """Poll one keyword once: follow up to `max_pages` pages, storing each as it comes.
+
+    Makes no call while the keyword's rate-limit block lasts. Safe to run twice, or twice
+    at once: posts are unique per platform and the cursor only moves by compare-and-set.
+    """
+    outcome = PollOutcome(keyword_id=keyword_id)
+    keyword = TrackedKeyword.objects.select_related("brand").get(pk=keyword_id)
+    cursor, _ = PollCursor.objects.get_or_create(keyword=keyword)
+    now = timezone.now()
+    if cursor.blocked_until and cursor.blocked_until > now:
+        outcome.rate_limited_until = cursor.blocked_until
+        return outcome
+    client = client or client_for_keyword(keyword)
+
+    for _ in range(max_pages):
+        try:
+            page = client.search_page(
+                query=keyword.query,
+                since_id=cursor.since_id or None,
+                next_token=cursor.next_token or None,
+            )
+        except PlatformError as exc:
+            _record_failure(cursor, exc, outcome)
+            return outcome
+        outcome.pages += 1
+        cursor = _store_page(keyword=keyword, cursor=cursor, page=page, outcome=outcome)
+        if cursor is None:
+            outcome.superseded = True
+            return outcome
+        if not cursor.next_token:
+            break
+    return outcome
+
+
+def _store_page(
+    *, keyword: TrackedKeyword, cursor: PollCursor, page: SearchPage, outcome: PollOutcome
+) -> PollCursor | None:
+    """Store one page and move the cursor past it, atomically. None if another poll won."""
+    for item in page.rejected:
+        logger.warning(
+            "Skipped a malformed item from %s for keyword %s (%r): %s. Item: %.500r",
+            keyword.platform,
+            keyword.pk,
+            keyword.query,
+            item.reason,
+            item.raw,
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        locked = PollCursor.objects.select_for_update().get(pk=cursor.pk)
+        if locked.version != cursor.version:
+            logger.info("Keyword %s was polled concurrently; this poll yields", keyword.pk)
+            return None
+        stored = _store_posts(keyword=keyword, page=page)
+        if cursor.next_token:
+            round_newest = locked.round_newest_id
+        else:
+            round_newest = page.newest_id or ""
+        if page.next_token:
+            locked.next_token = page.next_token
+            locked.round_newest_id = round_newest
+        else:
+            locked.since_id = round_newest or locked.since_id
+            locked.next_token = ""
+            locked.round_newest_id = ""
+        locked.version += 1
+        locked.last_polled_at = now
+        locked.last_success_at = now
+        locked.last_error = ""
+        locked.last_error_at = None
+        locked.last_stored_count = stored
+        if page.rejected:
+            locked.skipped_items_total += len(page.rejected)
+            locked.last_skipped_reason = "; ".join(item.reason for item in page.rejected)[:1000]
+            locked.last_skipped_at = now
+        if page.rate_limit and page.rate_limit.remaining <= 0:
+            # The budget is spent: the next call would be refused, so don't make it.
+            locked.blocked_until = page.rate_limit.reset_at
+        locked.save()
+    outcome.stored += stored
+    outcome.skipped.extend(item.reason for item in page.rejected)
+    return locked
+
+
+def _store_posts(*, keyword: TrackedKeyword, page: SearchPage) -> int:
+    if not page.posts:
+        return 0
+    platform = keyword.platform
+    referenced_authors = {post.author_external_id for post in page.posts}
+    authors = Author.objects.bulk_create(
+        [
+            Author(
+                platform=platform,
+                external_id=a.external_id,
+                username=a.username,
+                name=a.name,
+                followers_count=a.followers_count,
+                verified=a.verified,
+            )
+            for a in page.authors.values()
+            if a.external_id in referenced_authors
+        ],
+        update_conflicts=True,
+        unique_fields=["platform", "external_id"],
+        update_fields=["username", "name", "followers_count", "verified", "updated_at"],
+    )
+    author_pks = {a.external_id: a.pk for a in authors}
+    already_stored = set(
+        Mention.objects.filter(
+            platform=platform, external_id__in=[p.external_id for p in page.posts]
+        ).values_list("external_id", flat=True)
+    )
+    # A page never repeats a post, but keep the first of any duplicate to be safe.
+    new_posts = list(
+        {p.external_id: p for p in page.posts if p.external_id not in already_stored}.values()
+    )
+    scores = sentiment_score_many(texts=[p.text for p in new_posts])
+    created = Mention.objects.bulk_create(
+        [
+            Mention(
+                platform=platform,
+                external_id=post.external_id,
+                brand_id=keyword.brand_id,
+                keyword=keyword,
+                author_id=author_pks[post.author_external_id],
+                text=post.text,
+                lang=post.lang,
+                posted_at=post.posted_at,
+                conversation_id=post.conversation_id,
+                in_reply_to_user_id=post.in_reply_to_user_id,
+                referenced_posts=post.referenced_posts,
+                public_metrics=post.public_metrics,
+                sentiment_compound=score.compound,
+                sentiment_positive=score.positive,
+                sentiment_neutral=score.neutral,
+                sentiment_negative=score.negative,
+                sentiment_label=score.label,
+            )
+            for post, score in zip(new_posts, scores, strict=True)
+        ],
+        # Another keyword may have stored the same post a moment ago.
+        ignore_conflicts=True,
+    )
+    return len(created)
+
+
+def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome) -> None:
+    now = timezone.now()
+    changes: dict[str, object] = {
+        "last_polled_at": now,
+        "last_error": str(exc),
+        "last_error_at": now,
+    }
+    if isinstance(exc, RateLimited):
+        changes["blocked_until"] = exc.reset_at
+        changes["next_poll_at"] = exc.reset_at
+        outcome.rate_limited_until = exc.reset_at
+    elif isinstance(exc, AuthenticationFailed):
+        changes["next_poll_at"] = now + AUTH_FAILURE_RETRY
+    logger.warning("Polling keyword %s failed: %s", cursor.keyword_id, exc)
+    PollCursor.objects.filter(pk=cursor.pk).update(**changes)
+    outcome.error = str(exc)
+
+
+def poll_cursors_ensure() -> int:
+    """Give every keyword a cursor (keywords may be created in Django's admin). Safe twice."""
+    missing = TrackedKeyword.objects.filter(cursor__isnull=True).values_list("pk", flat=True)
+    created = PollCursor.objects.bulk_create(
+        [PollCursor(keyword_id=pk) for pk in missing], ignore_conflicts=True
+    )
+    return len(created)
+
+
+def poll_claim_due(*, now: datetime | None = None) -> list[int]:
+    """Claim every due, active, unblocked keyword for one poll; return their ids.
+
+    The claim is a conditional UPDATE of `next_poll_at`: if two dispatchers run at once,
+    each keyword is claimed by exactly one of them.
+    """
+    now = now or timezone.now()
+    poll_cursors_ensure()
+    due = PollCursor.objects.filter(
+        Q(blocked_until__isnull=True) | Q(blocked_until__lte=now),
+        keyword__is_active=True,
+        next_poll_at__lte=now,
+    ).values_list("pk", "keyword_id", "keyword__poll_interval_seconds", "next_poll_at")
+    claimed: list[int] = []
+    for cursor_pk, keyword_id, interval, seen_next_poll_at in due:
+        won = PollCursor.objects.filter(pk=cursor_pk, next_poll_at=seen_next_poll_at).update(
+            next_poll_at=now + timedelta(seconds=interval)
+        )
+        if won == 1:
+            claimed.append(keyword_id)
+    return claimed

@@ -1,0 +1,23 @@
+"""Celery adapters for listening: take ids, call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from listening.services.polling import keyword_poll, poll_claim_due
+
+
+@shared_task
+def dispatch_due_polls() -> int:
+    """Beat runs this every few seconds: one poll task per keyword that is due."""
+    keyword_ids = poll_claim_due()
+    for keyword_id in keyword_ids:
+        poll_keyword.delay(keyword_id)
+    return len(keyword_ids)
+
+
+# Safe to deliver twice (see keyword_poll), so acknowledge only once it has run.
+@shared_task(acks_late=True)
+def poll_keyword(keyword_id: int) -> int:
+    return keyword_poll(keyword_id=keyword_id, max_pages=settings.POLL_MAX_PAGES).stored

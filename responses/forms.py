@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from listening.models import MentionStatus, SentimentLabel, TrackedKeyword
+from responses.services.replies import X_REPLY_MAX_LENGTH
+
+
+class QueueFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Open (new + claimed)"), *MentionStatus.choices]
+    )
+    sentiment = forms.ChoiceField(
+        required=False, choices=[("", "Any sentiment"), *SentimentLabel.choices]
+    )
+    keyword = forms.ModelChoiceField(
+        required=False,
+        queryset=TrackedKeyword.objects.select_related("brand").order_by("brand__name", "query"),
+        empty_label="Any keyword",
+    )
+
+
+class ReplyForm(forms.Form):
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": X_REPLY_MAX_LENGTH}),
+        max_length=X_REPLY_MAX_LENGTH,
+        label="Your reply",
+        error_messages={
+            "required": "Write a reply before sending.",
+            "max_length": "X allows %(limit_value)d characters; this reply has %(show_value)d.",
+        },
+    )
+
+
+class ReportPeriodForm(forms.Form):
+    since = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Included.")
+
+    @classmethod
+    def default_period(cls) -> dict[str, object]:
+        today = timezone.localdate()
+        return {"since": today - timedelta(days=6), "until": today}
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("The period must start on or before the day it ends.")
+        return cleaned
+
+    def period(self) -> tuple[datetime, datetime]:
+        """[since 00:00, the day after until 00:00) in the site's time zone."""
+        zone = timezone.get_current_timezone()
+        since = datetime.combine(self.cleaned_data["since"], time.min, tzinfo=zone)
+        until = datetime.combine(
+            self.cleaned_data["until"] + timedelta(days=1), time.min, tzinfo=zone
+        )
+        return since, until

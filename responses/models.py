@@ -1,0 +1,62 @@
+"""Replies the team sends to mentions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from listening.models import Mention
+
+
+class ReplyStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class Reply(models.Model):
+    """A reply to a mention; also the outbox row the send task works from."""
+
+    mention = models.ForeignKey(Mention, on_delete=models.CASCADE, related_name="replies")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="replies"
+    )
+    text = models.TextField()
+    status = models.CharField(max_length=8, choices=ReplyStatus.choices, default=ReplyStatus.QUEUED)
+    external_id = models.CharField(max_length=64, blank=True)
+    posted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the platform published the reply"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ReplyStatus.values), name="reply_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=ReplyStatus.SENT)
+                | (Q(posted_at__isnull=False) & ~Q(external_id="")),
+                name="reply_sent_has_platform_id_and_time",
+            ),
+            # One reply in flight per mention: a double click cannot post twice.
+            models.UniqueConstraint(
+                fields=["mention"],
+                condition=Q(status__in=["queued", "sending"]),
+                name="reply_one_in_flight_per_mention",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "posted_at"], name="reply_status_posted")]
+
+    def __str__(self) -> str:
+        return f"reply {self.pk} to {self.mention_id} ({self.status})"
+
+    @property
+    def is_sent(self) -> bool:
+        return self.status == ReplyStatus.SENT

@@ -1,0 +1,55 @@
+"""Demo data for `make run`: users for each role, a brand and what to listen for."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from config.roles import ADMIN, AGENT, SUPERVISOR
+from listening.models import Brand, TrackedKeyword
+from listening.services.keywords import keyword_create
+
+DEMO_BRAND = "Northwind Coffee"
+DEMO_HANDLE = "NorthwindHelp"
+DEMO_QUERIES = ('"Northwind Coffee"', "@NorthwindHelp")
+DEMO_USERS = (
+    ("agent", "Alex", "Rivera", AGENT),
+    ("supervisor", "Sam", "Okafor", SUPERVISOR),
+    ("admin", "Ada", "Nguyen", ADMIN),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoUser:
+    username: str
+    role: str
+    password: str
+
+
+@transaction.atomic
+def demo_seed(*, poll_interval_seconds: int = 10) -> list[DemoUser]:
+    """Create (or reset) the demo users with fresh passwords, and the demo brand and keywords.
+
+    Safe to run twice: existing rows are kept, only passwords are renewed.
+    """
+    users = []
+    user_model = get_user_model()
+    for username, first, last, role in DEMO_USERS:
+        user, _ = user_model.objects.get_or_create(
+            username=username, defaults={"first_name": first, "last_name": last}
+        )
+        password = secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.is_staff = role == ADMIN  # Django's admin is for admins only
+        user.save()
+        user.groups.set([Group.objects.get(name=role)])
+        users.append(DemoUser(username=username, role=role, password=password))
+    brand, _ = Brand.objects.get_or_create(name=DEMO_BRAND, defaults={"x_handle": DEMO_HANDLE})
+    for query in DEMO_QUERIES:
+        if not TrackedKeyword.objects.filter(brand=brand, query=query).exists():
+            keyword_create(brand=brand, query=query, poll_interval_seconds=poll_interval_seconds)
+    return users

@@ -1,0 +1,98 @@
+"""A first, personal draft for every mention: greet by name, answer what they wrote.
+
+Later work (playbooks) replaces the phrase lists with the team's own; the rules stay: name
+the person, use their own words, apologise and offer a next step when they are unhappy,
+thank them when they are happy, answer when they ask, sign with the agent's initials.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from listening.models import Mention
+
+DRAFT_MAX_LENGTH = 280
+_HANDLE_OR_LINK = re.compile(r"(@\w+|#|https?://\S+)")
+_NAME_WORD = re.compile(r"^[^\W\d_]{2,}$")
+_SPACES = re.compile(r"\s+")
+_CLAUSE_END = re.compile(r"[.!?;\n]")
+
+_APOLOGIES = (
+    "I'm really sorry about {topic}.",
+    "Sorry to hear about {topic}, that's not the experience we want for you.",
+    "I'm sorry {topic} let you down.",
+)
+_NEXT_STEPS = (
+    "Could you DM us your order or account details so I can look into it right away?",
+    "Send us a DM with the details and I'll get this sorted for you.",
+    "If you DM us, I'll pick this up personally and keep you posted.",
+)
+_THANKS = (
+    "Thank you so much for the kind words about {topic}!",
+    "This made our day, thank you for sharing {topic}!",
+    "We love hearing this, thanks for the shout-out about {topic}!",
+)
+_CELEBRATE = (
+    "We'll pass it on to the team.",
+    "Enjoy, and see you again soon!",
+    "It's customers like you who keep us going.",
+)
+_QUESTION = (
+    "Good question about {topic}, let me check the details for you.",
+    "Thanks for asking about {topic}, happy to help with that.",
+)
+_NEUTRAL = (
+    "Thanks for mentioning us and for sharing {topic}.",
+    "Thanks for the mention about {topic}!",
+)
+
+
+def first_name_or_handle(mention: Mention) -> str:
+    first = (mention.author.name or "").split(" ")[0].strip()
+    return first if _NAME_WORD.match(first) else f"@{mention.author.username}"
+
+
+def their_words(text: str, *, limit: int = 60) -> str:
+    """The customer's own description: their first clause, without handles or links."""
+    cleaned = _SPACES.sub(" ", _HANDLE_OR_LINK.sub("", text)).strip(" ,:-")
+    clause = _CLAUSE_END.split(cleaned, maxsplit=1)[0].strip()
+    if len(clause) > limit:
+        clause = clause[:limit].rsplit(" ", 1)[0] + "…"
+    return f"“{clause}”" if clause else "this"
+
+
+def agent_initials(agent: AbstractBaseUser) -> str:
+    full = " ".join(
+        part for part in (getattr(agent, "first_name", ""), getattr(agent, "last_name", "")) if part
+    )
+    letters = "".join(word[0] for word in full.split() if word) or agent.get_username()[:2]
+    return letters.upper()
+
+
+def draft_for_mention(*, mention: Mention, agent: AbstractBaseUser) -> str:
+    """A personalised draft within X's 280 characters. Varies by mention, stable per mention."""
+    # Seeded by the mention: a reload shows the same draft, but two customers differ.
+    rng = random.Random(f"{mention.platform}:{mention.external_id}")
+    template = _template(mention=mention, rng=rng)
+    name = first_name_or_handle(mention)
+    signature = f" ^{agent_initials(agent)}"
+    # Quote less of their words until it fits.
+    for limit in (60, 40, 20):
+        draft = f"Hi {name}, {template.format(topic=their_words(mention.text, limit=limit))}"
+        if len(draft) + len(signature) <= DRAFT_MAX_LENGTH:
+            return draft + signature
+    draft = f"Hi {name}, {template.format(topic='this')}"
+    return draft[: DRAFT_MAX_LENGTH - len(signature)].rstrip() + signature
+
+
+def _template(*, mention: Mention, rng: random.Random) -> str:
+    if mention.is_negative:
+        return f"{rng.choice(_APOLOGIES)} {rng.choice(_NEXT_STEPS)}"
+    if "?" in mention.text:
+        return f"{rng.choice(_QUESTION)} {rng.choice(_NEXT_STEPS)}"
+    if mention.is_positive:
+        return f"{rng.choice(_THANKS)} {rng.choice(_CELEBRATE)}"
+    return rng.choice(_NEUTRAL)

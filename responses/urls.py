@@ -1,0 +1,14 @@
+from django.urls import path
+
+from responses import views
+
+app_name = "responses"
+urlpatterns = [
+    path("queue/", views.queue, name="queue"),
+    path("mentions/<int:mention_id>/", views.mention_detail, name="mention"),
+    path("mentions/<int:mention_id>/claim/", views.mention_claim_view, name="claim"),
+    path("mentions/<int:mention_id>/release/", views.mention_release_view, name="release"),
+    path("mentions/<int:mention_id>/no-reply/", views.mention_no_reply_view, name="no-reply"),
+    path("mentions/<int:mention_id>/reply/", views.reply_send_view, name="reply"),
+    path("report/", views.report, name="report"),
+]

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from config.http import HtmxHttpRequest
+from config.roles import AGENT, SUPERVISOR, role_required
+from listening.models import Mention, MentionStatus
+from responses.forms import QueueFilterForm, ReplyForm, ReportPeriodForm
+from responses.selectors import QUEUE_PAGE_SIZE, mention_replies, queue_mentions, response_report
+from responses.services.claims import (
+    mention_claim,
+    mention_mark_no_reply_needed,
+    mention_release,
+)
+from responses.services.drafts import draft_for_mention
+from responses.services.replies import ReplyRefused, reply_submit
+
+
+@role_required(AGENT)
+def queue(request: HtmxHttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    keyword = filters.get("keyword")
+    mentions = queue_mentions(
+        status=filters.get("status", ""),
+        sentiment=filters.get("sentiment", ""),
+        keyword_id=keyword.pk if keyword else None,
+    )[:QUEUE_PAGE_SIZE]
+    template = "responses/queue.html"
+    if request.htmx and request.htmx.target == "queue-rows":
+        template += "#queue-rows"
+    return render(request, template, {"mentions": mentions, "form": form})
+
+
+def _mention_or_404(mention_id: int) -> Mention:
+    return get_object_or_404(
+        Mention.objects.select_related("author", "keyword", "brand", "claimed_by"),
+        pk=mention_id,
+    )
+
+
+@role_required(AGENT)
+def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    mention = _mention_or_404(mention_id)
+    return _render_mention(request, mention, ReplyForm(initial=_initial_reply(request, mention)))
+
+
+def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, str]:
+    return {"text": draft_for_mention(mention=mention, agent=request.user)}
+
+
+def _render_mention(
+    request: HtmxHttpRequest, mention: Mention, form: ReplyForm, status: int = 200
+) -> HttpResponse:
+    can_reply = mention.status == MentionStatus.NEW or (
+        mention.status == MentionStatus.CLAIMED and mention.claimed_by_id == request.user.pk
+    )
+    context = {
+        "mention": mention,
+        "form": form,
+        "replies": mention_replies(mention=mention),
+        "can_reply": can_reply,
+    }
+    return render(request, "responses/mention.html", context, status=status)
+
+
+@require_POST
+@role_required(AGENT)
+def mention_claim_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    _mention_or_404(mention_id)
+    result = mention_claim(mention_id=mention_id, agent=request.user)
+    if not result.won:
+        if result.holder_name:
+            messages.warning(request, f"{result.holder_name} claimed this mention first.")
+        else:
+            messages.warning(request, "This mention is no longer open.")
+    if request.htmx:
+        return render(
+            request,
+            "responses/queue.html#queue-row",
+            {"mention": result.mention, "claim_lost": not result.won},
+        )
+    return redirect("responses:mention", mention_id=mention_id)
+
+
+@require_POST
+@role_required(AGENT)
+def mention_release_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    _mention_or_404(mention_id)
+    if mention_release(mention_id=mention_id, agent=request.user):
+        messages.info(request, "Released back to the queue.")
+    else:
+        messages.warning(request, "Only the agent holding a mention can release it.")
+    return redirect("responses:queue")
+
+
+@require_POST
+@role_required(AGENT)
+def mention_no_reply_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    _mention_or_404(mention_id)
+    if mention_mark_no_reply_needed(mention_id=mention_id, agent=request.user):
+        messages.success(request, "Marked as needing no reply.")
+        return redirect("responses:queue")
+    messages.warning(request, "Someone else holds this mention, or it is already closed.")
+    return redirect("responses:mention", mention_id=mention_id)
+
+
+@require_POST
+@role_required(AGENT)
+def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    mention = _mention_or_404(mention_id)
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        return _render_mention(request, mention, form, status=400)
+    try:
+        reply_submit(mention_id=mention.pk, agent=request.user, text=form.cleaned_data["text"])
+    except ReplyRefused as refusal:
+        form.add_error("text", str(refusal))
+        return _render_mention(request, _mention_or_404(mention_id), form, status=409)
+    messages.success(request, f"Your reply to @{mention.author.username} is on its way.")
+    return redirect("responses:queue")
+
+
+@role_required(SUPERVISOR)
+def report(request: HtmxHttpRequest) -> HttpResponse:
+    form = ReportPeriodForm(request.GET or ReportPeriodForm.default_period())
+    result = None
+    if form.is_valid():
+        since, until = form.period()
+        result = response_report(since=since, until=until)
+    return render(request, "responses/report.html", {"form": form, "report": result})
