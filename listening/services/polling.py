@@ -108,10 +108,8 @@ def _store_page(
             logger.info("Keyword %s was polled concurrently; this poll yields", keyword.pk)
             return None
         stored = _store_posts(keyword=keyword, page=page)
-        if cursor.next_token:
-            round_newest = locked.round_newest_id
-        else:
-            round_newest = page.newest_id or ""
+        # A round's since_id is the newest id of its FIRST page; later pages only continue it.
+        round_newest = locked.round_newest_id if cursor.next_token else (page.newest_id or "")
         if page.next_token:
             locked.next_token = page.next_token
             locked.round_newest_id = round_newest
