@@ -134,6 +134,8 @@ if not REDIS_URL:
         "Redis under ./var/); otherwise export e.g. redis://127.0.0.1:6379/0."
     )
 CELERY_BROKER_URL = REDIS_URL
+# Separate deployments (or a test run beside `make run`) sharing one Redis use separate queues.
+CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_QUEUE", "earshot")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
