@@ -118,7 +118,7 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     try:
         reply_submit(mention_id=mention.pk, agent=request.user, text=form.cleaned_data["text"])
     except ReplyRefused as refusal:
-        form.add_error("text", str(refusal))
+        messages.error(request, str(refusal))
         return _render_mention(request, _mention_or_404(mention_id), form, status=409)
     messages.success(request, f"Your reply to @{mention.author.username} is on its way.")
     return redirect("responses:queue")

@@ -216,11 +216,11 @@ def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome
     outcome.error = str(exc)
 
 
-def poll_cursors_ensure() -> int:
+def poll_cursors_ensure(*, due_at: datetime) -> int:
     """Give every keyword a cursor (keywords may be created in Django's admin). Safe twice."""
     missing = TrackedKeyword.objects.filter(cursor__isnull=True).values_list("pk", flat=True)
     created = PollCursor.objects.bulk_create(
-        [PollCursor(keyword_id=pk) for pk in missing], ignore_conflicts=True
+        [PollCursor(keyword_id=pk, next_poll_at=due_at) for pk in missing], ignore_conflicts=True
     )
     return len(created)
 
@@ -232,7 +232,7 @@ def poll_claim_due(*, now: datetime | None = None) -> list[int]:
     each keyword is claimed by exactly one of them.
     """
     now = now or timezone.now()
-    poll_cursors_ensure()
+    poll_cursors_ensure(due_at=now)
     due = PollCursor.objects.filter(
         Q(blocked_until__isnull=True) | Q(blocked_until__lte=now),
         keyword__is_active=True,

@@ -44,7 +44,8 @@ def demo_seed(*, poll_interval_seconds: int = 10) -> list[DemoUser]:
         )
         password = secrets.token_urlsafe(9)
         user.set_password(password)
-        user.is_staff = role == ADMIN  # Django's admin is for admins only
+        # Django's admin is for admins only, and they may change everything there.
+        user.is_staff = user.is_superuser = role == ADMIN
         user.save()
         user.groups.set([Group.objects.get(name=role)])
         users.append(DemoUser(username=username, role=role, password=password))

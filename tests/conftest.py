@@ -1,0 +1,212 @@
+"""Fixtures shared by the whole suite: role users, the X simulator, a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group, User
+
+from config.celery import app as celery_app
+from config.roles import ADMIN, AGENT, SUPERVISOR
+from listening.models import Brand, TrackedKeyword
+from listening.services.keywords import keyword_create
+from listening.simulators.x_api import XApiSimulator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SIM_BEARER = "test-bearer"
+SIM_CONSUMER_KEY = "test-consumer-key"
+SIM_ACCESS_TOKEN = "test-access-token"
+BRAND_USER = {"id": "900000000000000001", "username": "NorthwindHelp", "name": "Northwind Help"}
+
+# Playwright's sync API keeps an event loop running in the main thread; the ORM calls our
+# browser tests make around it are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def shared_data_file(name: str) -> Path:
+    """A file of ../shared/data; outside this workspace the test skips, naming the file."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared data file {path} is missing (it exists only in the Earshot workspace)")
+    return path
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+PASSWORD = "correct horse battery"
+
+
+def _user(username: str, role: str | None, first: str = "", last: str = "") -> User:
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, first_name=first, last_name=last
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def agent(db) -> User:
+    return _user("alice", AGENT, "Alice", "Moreau")
+
+
+@pytest.fixture
+def other_agent(db) -> User:
+    return _user("bob", AGENT, "Bob", "Lindqvist")
+
+
+@pytest.fixture
+def supervisor(db) -> User:
+    return _user("sofia", SUPERVISOR, "Sofia", "Reyes")
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _user("adam", ADMIN, "Adam", "Kowalski")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return _user("olivia", None, "Olivia", "Nobody")
+
+
+# --- listening ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def brand(db) -> Brand:
+    return Brand.objects.create(name="Northwind Coffee", x_handle="NorthwindHelp")
+
+
+@pytest.fixture
+def keyword(brand) -> TrackedKeyword:
+    return keyword_create(brand=brand, query="@NorthwindHelp", poll_interval_seconds=30)
+
+
+@pytest.fixture(scope="session")
+def x_simulator_server() -> Iterator[XApiSimulator]:
+    simulator = XApiSimulator(
+        bearer_token=SIM_BEARER,
+        consumer_key=SIM_CONSUMER_KEY,
+        access_token=SIM_ACCESS_TOKEN,
+        brand_user=BRAND_USER,
+    )
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def x_sim(x_simulator_server: XApiSimulator, settings) -> XApiSimulator:
+    """The X API simulator, emptied, with Earshot's settings pointing at it."""
+    x_simulator_server.reset()
+    settings.X_API_BASE_URL = x_simulator_server.base_url
+    settings.X_BEARER_TOKEN = SIM_BEARER
+    settings.X_CONSUMER_KEY = SIM_CONSUMER_KEY
+    settings.X_CONSUMER_SECRET = "test-consumer-secret"
+    settings.X_ACCESS_TOKEN = SIM_ACCESS_TOKEN
+    settings.X_ACCESS_TOKEN_SECRET = "test-access-secret"
+    return x_simulator_server
+
+
+_author_ids = iter(range(10_000, 10**9))
+
+
+def customer(username: str, name: str = "", followers: int = 120) -> dict:
+    return {
+        "id": str(next(_author_ids)),
+        "username": username,
+        "name": name or username.title(),
+        "followers_count": followers,
+        "following_count": 80,
+        "tweet_count": 1500,
+        "listed_count": 2,
+        "verified": False,
+    }
+
+
+# --- a real Celery worker ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def celery_queue() -> str:
+    """A queue of this test run's own, so no other worker on the same Redis takes its tasks."""
+    name = f"earshot-test-{uuid.uuid4().hex[:8]}"
+    celery_app.conf.task_default_queue = name
+    return name
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    celery_queue: str, x_simulator_server: XApiSimulator, django_db_setup, django_db_blocker
+) -> Iterator[subprocess.Popen]:
+    """`celery worker` as its own process, on the test database and the simulator."""
+    database = django_settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(database),
+        "CELERY_QUEUE": celery_queue,
+        "X_API_BASE_URL": x_simulator_server.base_url,
+        "X_BEARER_TOKEN": SIM_BEARER,
+        "X_CONSUMER_KEY": SIM_CONSUMER_KEY,
+        "X_CONSUMER_SECRET": "test-consumer-secret",
+        "X_ACCESS_TOKEN": SIM_ACCESS_TOKEN,
+        "X_ACCESS_TOKEN_SECRET": "test-access-secret",
+        "EARSHOT_DEVELOPMENT": "1",
+    }
+    (REPO_ROOT / "var").mkdir(exist_ok=True)
+    log = open(REPO_ROOT / "var" / "test-celery-worker.log", "w")  # noqa: SIM115
+    hostname = f"{celery_queue}@localhost"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "--hostname", hostname,
+            "--pool", "solo", "--queues", celery_queue, "--loglevel", "info",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    _wait_for_worker(hostname, process)
+    yield process
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+def _database_url(database: dict) -> str:
+    host = database.get("HOST") or ""
+    port = database.get("PORT") or ""
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    if host.startswith("/"):
+        return f"postgres://{database['USER']}{password}@/{database['NAME']}?host={host}&port={port or 5432}"
+    return f"postgres://{database['USER']}{password}@{host}:{port or 5432}/{database['NAME']}"
+
+
+def _wait_for_worker(hostname: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("celery worker exited at start: see var/test-celery-worker.log")
+        if celery_app.control.ping(timeout=0.5, destination=[hostname]):
+            return
+    raise RuntimeError("celery worker did not answer a ping within 30 s")
+
+
+def wait_until(condition, timeout: float = 15, interval: float = 0.1):
+    """Poll `condition` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

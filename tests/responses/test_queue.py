@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+
+from listening.services.keywords import keyword_create
+from tests.factories import make_author, make_mention
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_queue_lists_open_mentions_newest_first(client, agent, brand):
+    now = datetime.now(UTC)
+    older = make_mention(
+        brand=brand, text="older post about Northwind", posted_at=now - timedelta(hours=2)
+    )
+    newer = make_mention(brand=brand, text="newer post about Northwind", posted_at=now)
+    make_mention(brand=brand, text="already answered", status="replied")
+    client.force_login(agent)
+
+    html = client.get(reverse("responses:queue")).content.decode()
+
+    assert html.index(newer.text) < html.index(older.text)
+    assert "already answered" not in html
+
+
+def test_filters_narrow_the_queue(client, agent, brand):
+    beans = keyword_create(brand=brand, query="beans", poll_interval_seconds=60)
+    angry = make_mention(brand=brand, text="This is awful, I hate the new cups", keyword=beans)
+    happy = make_mention(brand=brand, text="I love the new cups, wonderful!", keyword=beans)
+    other = make_mention(brand=brand, text="I hate waiting in line")
+    client.force_login(agent)
+
+    html = client.get(reverse("responses:queue"), {"sentiment": "negative"}).content.decode()
+    assert angry.text in html and other.text in html and happy.text not in html
+
+    html = client.get(
+        reverse("responses:queue"), {"sentiment": "negative", "keyword": beans.pk}
+    ).content.decode()
+    assert angry.text in html and other.text not in html and happy.text not in html
+
+    html = client.get(reverse("responses:queue"), {"status": "replied"}).content.decode()
+    assert "Nothing waiting" in html
+
+
+def test_the_self_refreshing_part_returns_only_the_rows(client, agent, brand):
+    mention = make_mention(brand=brand, text="fresh mention of Northwind Coffee")
+    client.force_login(agent)
+
+    response = client.get(
+        reverse("responses:queue"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="queue-rows"
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="queue-rows"')
+    assert 'hx-trigger="every 3s"' in html
+    assert mention.text in html
+    assert "<html" not in html and "Mention queue" not in html
+
+
+def test_platform_text_is_escaped(client, agent, brand):
+    make_mention(
+        brand=brand,
+        text='<script>alert("x")</script> <img src=x onerror=alert(1)>',
+        author=make_author(username="mallory", name="<b>Mallory</b>"),
+    )
+    client.force_login(agent)
+    html = client.get(reverse("responses:queue")).content.decode()
+    assert "<script>alert" not in html and "<img src=x" not in html and "<b>Mallory" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
