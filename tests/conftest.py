@@ -107,7 +107,7 @@ def x_simulator_server() -> Iterator[XApiSimulator]:
 
 
 @pytest.fixture
-def x_sim(x_simulator_server: XApiSimulator, settings) -> XApiSimulator:
+def x_sim(x_simulator_server: XApiSimulator, settings) -> Iterator[XApiSimulator]:
     """The X API simulator, emptied, with Earshot's settings pointing at it."""
     x_simulator_server.reset()
     settings.X_API_BASE_URL = x_simulator_server.base_url
@@ -116,7 +116,10 @@ def x_sim(x_simulator_server: XApiSimulator, settings) -> XApiSimulator:
     settings.X_CONSUMER_SECRET = "test-consumer-secret"
     settings.X_ACCESS_TOKEN = SIM_ACCESS_TOKEN
     settings.X_ACCESS_TOKEN_SECRET = "test-access-secret"
-    return x_simulator_server
+    limits = (x_simulator_server.rate_limit, x_simulator_server.max_age)
+    yield x_simulator_server
+    # Tests may tighten the budget or widen the window: the next test gets X's defaults.
+    x_simulator_server.rate_limit, x_simulator_server.max_age = limits
 
 
 _author_ids = iter(range(10_000, 10**9))
