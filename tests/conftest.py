@@ -51,7 +51,8 @@ def _user(username: str, role: str | None, first: str = "", last: str = "") -> U
         username=username, password=PASSWORD, first_name=first, last_name=last
     )
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        # get_or_create: a transactional test before this one flushed the migrated groups.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 

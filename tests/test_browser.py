@@ -1,0 +1,97 @@
+"""Real-browser journeys in Debian's Chromium, driven by Playwright."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from listening.models import Mention
+from responses.models import Reply
+from tests.conftest import PASSWORD, customer, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def log_in(browser: Browser, base_url: str, username: str) -> Page:
+    page = browser.new_context(base_url=base_url).new_page()
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    return page
+
+
+def test_an_agent_answers_a_mention_and_the_supervisor_sees_the_response_time(
+    browser, live_server, x_sim, celery_worker_process, keyword, agent, supervisor
+):
+    tweet = x_sim.add_tweet(
+        text="@NorthwindHelp the espresso machine I bought last week stopped working",
+        author=customer("teo_v", "Teodora Vance", followers=870),
+        created_at=datetime.now(UTC) - timedelta(minutes=2),
+    )
+    call_command("poll", stdout=StringIO())
+    mention = Mention.objects.get(external_id=tweet["id"])
+
+    page = log_in(browser, live_server.url, "alice")
+    row = page.locator(f"#mention-{mention.pk}")
+    expect(row).to_contain_text("the espresso machine I bought last week stopped working")
+    row.get_by_role("button", name="Claim").click()
+    expect(page.locator(f"#mention-{mention.pk}")).to_contain_text("Claimed by you")
+
+    page.locator(f"#mention-{mention.pk} .text a").click()
+    draft = page.get_by_label("Your reply")
+    expect(draft).to_have_value(
+        re.compile(r"^Hi Teodora, .*“the espresso machine I bought last week.*\^AM$")
+    )
+    page.get_by_role("button", name="Send reply").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Your reply to @teo_v is on its way.")
+    expect(page.locator(f"#mention-{mention.pk}")).to_have_count(0)
+    post = wait_until(lambda: x_sim.received_posts and x_sim.received_posts[0])
+    assert post["in_reply_to_tweet_id"] == tweet["id"]
+    assert post["text"].startswith("Hi Teodora, ")
+    reply = wait_until(lambda: Reply.objects.filter(status="sent").first())
+
+    boss = log_in(browser, live_server.url, "sofia")
+    boss.get_by_role("link", name="Response times").click()
+    response_time = reply.posted_at - mention.posted_at
+    expected = str(timedelta(seconds=response_time.total_seconds()))
+    expect(boss.locator("#stat-median")).to_have_text(expected)
+    expect(boss.locator("#stat-answered")).to_have_text("1")
+    expect(boss.locator('tr[data-agent="alice"]')).to_contain_text("alice")
+
+
+def test_new_mentions_appear_in_an_open_queue_without_a_reload(
+    browser, live_server, x_sim, keyword, agent
+):
+    page = log_in(browser, live_server.url, "alice")
+    expect(page.get_by_text("Nothing waiting")).to_be_visible()
+    x_sim.add_tweet(text="@NorthwindHelp hello from a fresh customer", author=customer("fresh_fi"))
+    call_command("poll", stdout=StringIO())
+    expect(page.get_by_text("hello from a fresh customer")).to_be_visible(timeout=6000)
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
