@@ -25,7 +25,9 @@ class QueueFilterForm(forms.Form):
 
 class ReplyForm(forms.Form):
     text = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "maxlength": X_REPLY_MAX_LENGTH}),
+        widget=forms.Textarea(
+            attrs={"rows": 4, "maxlength": X_REPLY_MAX_LENGTH, "data-counter": "reply-count"}
+        ),
         max_length=X_REPLY_MAX_LENGTH,
         label="Your reply",
         error_messages={

@@ -68,13 +68,18 @@ def test_an_agent_answers_a_mention_and_the_supervisor_sees_the_response_time(
     expect(draft).to_have_value(
         re.compile(r"^Hi Teodora, .*“the espresso machine I bought last week.*\^AM$")
     )
+    drafted = draft.input_value()
+    expect(page.locator("#reply-count")).to_have_text(str(len(drafted)))
+    draft.press("Control+End")
+    draft.press_sequentially(" ☕")
+    expect(page.locator("#reply-count")).to_have_text(str(len(drafted) + 2))
     page.get_by_role("button", name="Send reply").click()
 
     expect(page.get_by_role("status")).to_contain_text("Your reply to @teo_v is on its way.")
     expect(page.locator(f"#mention-{mention.pk}")).to_have_count(0)
     post = wait_until(lambda: x_sim.received_posts and x_sim.received_posts[0])
     assert post["in_reply_to_tweet_id"] == tweet["id"]
-    assert post["text"].startswith("Hi Teodora, ")
+    assert post["text"] == drafted + " ☕"
     reply = wait_until(lambda: Reply.objects.filter(status="sent").first())
 
     boss = log_in(browser, live_server.url, "sofia")
