@@ -83,8 +83,11 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 def _process(pid: int) -> psutil.Process | None:
+    """The live process `pid`, or None. A zombie counts as dead: it only waits to be reaped
+    (by init, for the servers and for a command runner that was killed outright)."""
     try:
-        return psutil.Process(pid)
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
     except (psutil.Error, ValueError):
         return None
 
@@ -489,7 +492,7 @@ class Redis:
             served = self._client(port).config_get("dir").get("dir")
         except redis.RedisError:
             return False
-        return served is not None and Path(served.decode()).resolve() == self.dir.resolve()
+        return served is not None and Path(os.fsdecode(served)).resolve() == self.dir.resolve()
 
     def url_if_running(self) -> str | None:
         if self._running() is None:
