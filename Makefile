@@ -81,8 +81,9 @@ fmt: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 # The browser tests drive Debian's Chromium; without apt, Playwright's own build stands in.
+CHROMIUM := /usr/bin/chromium
 chromium:
-	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null; then \
 		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
 		echo "Installing Debian's chromium for the browser tests"; \

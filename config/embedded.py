@@ -92,14 +92,26 @@ def _process(pid: int) -> psutil.Process | None:
         return None
 
 
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _process(pid) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _terminate(proc: psutil.Process, signum: int = signal.SIGTERM) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        proc.send_signal(signum)
-        try:
-            proc.wait(STOP_TIMEOUT_SECONDS)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    """Send `signum`, wait for the process to go, SIGKILL it if it has not within the timeout.
+
+    Polled rather than psutil's wait(), which for a process that is not our child waits until
+    init has reaped it, however long that takes.
+    """
+    for sig, timeout in ((signum, STOP_TIMEOUT_SECONDS), (signal.SIGKILL, 5)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
+        if _wait_gone(proc.pid, timeout):
+            return
 
 
 # --- Who is using the servers ---------------------------------------------------------------
@@ -130,7 +142,10 @@ class Users:
     @staticmethod
     def _is_alive(entry: list[float]) -> bool:
         proc = _process(int(entry[0]))
-        return proc is not None and proc.create_time() == entry[1]
+        try:
+            return proc is not None and proc.create_time() == entry[1]
+        except psutil.Error:
+            return False
 
     def add_me(self) -> None:
         me = [os.getpid(), psutil.Process().create_time()]
@@ -259,8 +274,9 @@ class Postgres:
         """Run one of pgserver's binaries, as the PostgreSQL user when we are root.
 
         Output goes to a temporary file, not a pipe: a pipe inherited by the postmaster that
-        pg_ctl starts would keep this call waiting (pgserver works around the same thing). A
-        session of its own keeps a Ctrl-C in the terminal from killing it half-way.
+        pg_ctl starts would keep this call waiting (pgserver works around the same thing). In
+        a session of its own, a Ctrl-C in the terminal reaches only us: an interrupted start
+        then kills the tool and stops whatever it had started, in that order.
         """
         kwargs: dict = {}
         if self.account is not None:
@@ -305,7 +321,7 @@ class Postgres:
         if found is None:
             # PostgreSQL clears a stale lock file itself, except when its pid was reused by a
             # process of the same user; nothing runs on this data directory, so drop it.
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 (self.pgdata / "postmaster.pid").unlink()
             return None
         _proc, lines = found
