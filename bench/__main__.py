@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from bench.ingest import main
+
+raise SystemExit(main())

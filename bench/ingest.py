@@ -1,0 +1,351 @@
+"""The ingest benchmark: how close Earshot's polling comes to the cost of VADER itself.
+
+Three figures from one run, each the median of a few repetitions, in items per second:
+
+- earshot ingest: `keyword_poll` against the X API simulator from an empty cursor until every
+  generated mention is stored (HTTP, tweepy, parsing, VADER, upserts, cursor writes);
+- VADER alone: `polarity_scores` over the same texts, the floor any scoring ingest pays;
+- bare batched upsert: the same rows through plain psycopg2 in batches of 100, no HTTP, no VADER.
+
+Everything happens in a database created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import logging
+import math
+import os
+import pstats
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.machine import git_commit, machine_info
+from bench.throwaway import throwaway_database
+from listening.simulators.generator import generate_mentions
+from listening.simulators.x_api import XApiSimulator, handle_user_id
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
+
+DEFAULT_MENTIONS = 20_000
+QUICK_MENTIONS = 2_000
+DEFAULT_REPETITIONS = 3
+TARGET_RATIO = 0.6
+
+BRAND_NAME = "Bench Coffee"
+BRAND_HANDLE = "BenchCoffee"
+# Every generated mention names the brand or @-mentions its handle (see the generator).
+QUERY = f'"{BRAND_NAME}" OR @{BRAND_HANDLE}'
+BEARER_TOKEN = "bench-bearer"
+PAGE_SIZE = 100  # what the X client asks for
+
+INGEST = "earshot ingest"
+VADER = "VADER alone"
+UPSERT = "bare batched upsert"
+
+
+@dataclass
+class ServerClock:
+    """Time the in-process simulator spends answering: it shares the GIL with the ingest."""
+
+    seconds: float = 0.0
+    requests: int = 0
+
+    def wrap(self, simulator: XApiSimulator) -> None:
+        answer = simulator.handle
+
+        def timed_handle(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return answer(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.requests += 1
+
+        # An instance attribute: the simulator's HTTP handler calls `simulator.handle`.
+        simulator.handle = timed_handle  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.requests = 0
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, list[float]] = field(
+        default_factory=lambda: {INGEST: [], VADER: [], UPSERT: []}
+    )
+    simulator_seconds: list[float] = field(default_factory=list)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--mentions",
+        type=int,
+        default=DEFAULT_MENTIONS,
+        metavar="N",
+        help=f"generated mentions to ingest (default {DEFAULT_MENTIONS:,})",
+    )
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        dest="mentions",
+        const=QUICK_MENTIONS,
+        help=f"a smoke run with {QUICK_MENTIONS:,} mentions",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=DEFAULT_REPETITIONS,
+        metavar="R",
+        help=f"repetitions per figure; the median is reported (default {DEFAULT_REPETITIONS})",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="PATH",
+        help="after the timed runs, run the ingest once more under cProfile and save the stats",
+    )
+    args = parser.parse_args(argv)
+    if args.mentions < 1 or args.repeat < 1:
+        parser.error("--mentions and --repeat must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    server_url = os.environ.get("DATABASE_URL", "")
+    if not server_url:
+        print(
+            "DATABASE_URL is not set: the benchmark creates its own database on that server.",
+            file=sys.stderr,
+        )
+        return 2
+    # SIGTERM and SIGHUP become SystemExit, so the throwaway database is dropped as on Ctrl-C.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
+
+    simulator = XApiSimulator(
+        bearer_token=BEARER_TOKEN,
+        brand_user={"id": handle_user_id(BRAND_HANDLE), "username": BRAND_HANDLE},
+        rate_limit=10**9,  # never throttle: waiting out a window is not ingest
+    )
+    tweets, authors = load_simulator(simulator, count=args.mentions, seed=args.seed)
+    clock = ServerClock()
+    clock.wrap(simulator)
+    database = f"earshot_bench_{os.getpid()}"
+    _progress(f"{len(tweets):,} mentions, {args.repeat} repetitions, database {database}")
+    with throwaway_database(server_url, database) as database_url, simulator:
+        _django_setup(database_url=database_url, x_api_base_url=simulator.base_url)
+        from bench import measure  # the ORM is usable only from here on
+
+        try:
+            postgresql = measure.postgresql_version()
+            timings = run(args, measure, tweets, authors, database_url, simulator, clock)
+        finally:
+            measure.connections_close()
+    results = summarise(args, timings, tweets, postgresql)
+    print(report(results))
+    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
+    _progress(f"wrote {RESULTS_PATH.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def load_simulator(
+    simulator: XApiSimulator, *, count: int, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Seed the simulator with `count` generated mentions, oldest first, newest a second ago.
+
+    Returns the tweets as the simulator stored them and the generator's authors by id.
+    """
+    mentions = generate_mentions(
+        brand_name=BRAND_NAME, brand_handle=BRAND_HANDLE, count=count, seed=seed
+    )
+    # Spread over at most six days: recent search only sees the last seven.
+    step = min(timedelta(seconds=1), timedelta(days=6) / count)
+    newest = datetime.now(UTC) - timedelta(seconds=1)
+    tweets = [
+        simulator.add_tweet(**mention, created_at=newest - step * (count - 1 - position))
+        for position, mention in enumerate(mentions)
+    ]
+    authors = {str(mention["author"]["id"]): mention["author"] for mention in mentions}
+    return tweets, authors
+
+
+def _django_setup(*, database_url: str, x_api_base_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["X_API_BASE_URL"] = x_api_base_url
+    # DEBUG keeps every SQL statement in memory; that bookkeeping is not what is measured.
+    os.environ["DEBUG"] = "False"
+    # The benchmark signs nothing, so development's throwaway SECRET_KEY will do.
+    os.environ.setdefault("EARSHOT_DEVELOPMENT", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    # The simulator logs every request at INFO: hundreds of lines, and time, per run.
+    logging.getLogger("earshot.x_sim").setLevel(logging.WARNING)
+
+
+def run(
+    args: argparse.Namespace,
+    measure: Any,
+    tweets: list[dict[str, Any]],
+    authors: dict[str, dict[str, Any]],
+    database_url: str,
+    simulator: XApiSimulator,
+    clock: ServerClock,
+) -> Timings:
+    setup = measure.database_prepare(
+        brand_name=BRAND_NAME, brand_handle=BRAND_HANDLE, bearer_token=BEARER_TOKEN, query=QUERY
+    )
+    count = len(tweets)
+    # One page more than needed: the poll must end because the results ran out, not the pages.
+    max_pages = math.ceil(count / PAGE_SIZE) + 1
+    texts = [tweet["text"] for tweet in tweets]
+    batches = measure.upsert_batches(tweets=tweets, authors=authors, setup=setup)
+    _warm_up()
+
+    def ingest() -> float:
+        return measure.time_earshot_ingest(
+            keyword_id=setup.keyword_id, expected=count, max_pages=max_pages
+        )
+
+    timings = Timings()
+    for repetition in range(1, args.repeat + 1):
+        measure.listening_tables_reset(keyword_id=setup.keyword_id)
+        simulator.clear_logs()
+        clock.reset()
+        timings.seconds[INGEST].append(ingest())
+        timings.simulator_seconds.append(clock.seconds)
+        timings.seconds[VADER].append(measure.time_vader_alone(texts))
+        measure.listening_tables_reset(keyword_id=setup.keyword_id)
+        timings.seconds[UPSERT].append(
+            measure.time_bare_upsert(batches=batches, database_url=database_url, expected=count)
+        )
+        _progress(
+            f"repetition {repetition}/{args.repeat}: "
+            + ", ".join(f"{name} {values[-1]:.2f}s" for name, values in timings.seconds.items())
+            + f" (simulator answering: {clock.seconds:.2f}s of the ingest)"
+        )
+    if args.profile:
+        measure.listening_tables_reset(keyword_id=setup.keyword_id)
+        profile_to(args.profile, ingest)
+    return timings
+
+
+def _warm_up() -> None:
+    """Load VADER's lexicon in earshot's cache: a worker pays that once, not per poll."""
+    from listening.services.sentiment import sentiment_score
+
+    sentiment_score(text="warming up")
+
+
+def profile_to(path: Path, work: Callable[[], float]) -> None:
+    profiler = cProfile.Profile()
+    profiler.runcall(work)
+    profiler.dump_stats(path)
+    _progress(f"profile of one ingest saved to {path}; the 25 costliest calls, cumulative:")
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+
+
+def distinct_texts_per_page(tweets: list[dict[str, Any]]) -> int:
+    """Texts earshot's ingest scores: it scores each distinct text of a page once."""
+    newest_first = [tweet["text"] for tweet in reversed(tweets)]
+    return sum(
+        len(set(newest_first[first : first + PAGE_SIZE]))
+        for first in range(0, len(newest_first), PAGE_SIZE)
+    )
+
+
+def summarise(
+    args: argparse.Namespace, timings: Timings, tweets: list[dict[str, Any]], postgresql: str
+) -> dict[str, Any]:
+    count = len(tweets)
+    medians = {name: statistics.median(values) for name, values in timings.seconds.items()}
+    rates = {name: count / seconds for name, seconds in medians.items()}
+    figures = {
+        name: {
+            "items_per_second": round(rates[name], 1),
+            "median_seconds": round(medians[name], 4),
+            "seconds": [round(value, 4) for value in timings.seconds[name]],
+            "ratio_to_vader_alone": round(rates[name] / rates[VADER], 3),
+        }
+        for name in timings.seconds
+    }
+    ratio = rates[INGEST] / rates[VADER]
+    # Approximate: the simulator thread shares the GIL, so this is what the ingest's own side
+    # would do against an instant X API.
+    own_seconds = statistics.median(
+        ingest - simulator
+        for ingest, simulator in zip(
+            timings.seconds[INGEST], timings.simulator_seconds, strict=True
+        )
+    )
+    return {
+        "benchmark": "ingest",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(REPO_ROOT),
+        "mentions": count,
+        "repetitions": args.repeat,
+        "seed": args.seed,
+        "query": QUERY,
+        "figures": figures,
+        "ingest_over_vader_alone": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio >= TARGET_RATIO,
+        "ingest_vader_calls": distinct_texts_per_page(tweets),
+        "ingest_simulator_seconds": [round(value, 4) for value in timings.simulator_seconds],
+        "ingest_without_simulator_items_per_second": round(count / own_seconds, 1),
+        "machine": machine_info(postgresql=postgresql),
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    figures = results["figures"]
+    ratio = results["ingest_over_vader_alone"]
+    lines = [
+        "",
+        f"Ingest benchmark: {results['mentions']:,} mentions, median of "
+        f"{results['repetitions']} repetitions, commit {results['commit'] or 'unknown'}",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
+        f"{machine['python']}, PostgreSQL {machine['postgresql']}",
+        "",
+        f"{'figure':<22}{'items/s':>12}{'x VADER alone':>16}",
+    ]
+    for name, figure in figures.items():
+        lines.append(
+            f"{name:<22}{figure['items_per_second']:>12,.0f}{figure['ratio_to_vader_alone']:>16.2f}"
+        )
+    simulator = statistics.median(results["ingest_simulator_seconds"])
+    own_rate = results["ingest_without_simulator_items_per_second"]
+    lines += [
+        "",
+        f"earshot ingest made {results['ingest_vader_calls']:,} VADER calls for "
+        f"{results['mentions']:,} mentions (each distinct text of a page is scored once).",
+        f"The simulator, in the same process, spent {simulator:.2f}s of the ingest's median "
+        f"{figures[INGEST]['median_seconds']:.2f}s answering; without it, roughly "
+        f"{own_rate:,.0f} items/s ({own_rate / figures[VADER]['items_per_second']:.2f} x VADER alone).",
+        "",
+        f"ingest / VADER alone = {ratio:.2f} (target >= {results['target_ratio']:.2f}): "
+        + ("target met" if results["target_met"] else "target NOT met"),
+    ]
+    return "\n".join(lines)
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
