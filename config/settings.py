@@ -11,23 +11,32 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def envstr(name: str, default: str = "") -> str:
+    """The variable's value; an empty one (`KEY=` in .env) counts as unset."""
+    return os.getenv(name, "").strip() or default
+
+
 def envbool(name: str, default: str = "False") -> bool:
-    return os.getenv(name, default).strip().lower() in {"1", "true", "yes", "on"}
+    return envstr(name, default).lower() in {"1", "true", "yes", "on"}
 
 
 def envint(name: str, default: str) -> int:
-    return int(os.getenv(name, default))
+    return int(envstr(name, default))
+
+
+def envfloat(name: str, default: str) -> float:
+    return float(envstr(name, default))
 
 
 def envlist(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
 
 
 DEBUG = envbool("DEBUG", "False")
 # Development conveniences (a throwaway SECRET_KEY) only when explicitly asked for.
 DEVELOPMENT = envbool("EARSHOT_DEVELOPMENT", "False") or DEBUG
 
-SECRET_KEY = os.getenv("SECRET_KEY", "")
+SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
     if not DEVELOPMENT:
         raise ImproperlyConfigured(
@@ -85,7 +94,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.getenv("DATABASE_URL", "")
+DATABASE_URL = envstr("DATABASE_URL")
 if not DATABASE_URL:
     raise ImproperlyConfigured(
         "DATABASE_URL is not set. `make run` and `make test` set it (or start an embedded "
@@ -105,7 +114,7 @@ LOGIN_REDIRECT_URL = "responses:queue"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.getenv("TIME_ZONE", "UTC")
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -127,7 +136,7 @@ SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "False")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # --- Celery (worker + beat) on Redis -------------------------------------------------
-REDIS_URL = os.getenv("REDIS_URL", "")
+REDIS_URL = envstr("REDIS_URL")
 if not REDIS_URL:
     raise ImproperlyConfigured(
         "REDIS_URL is not set. `make run` and `make test` set it (or start an embedded "
@@ -135,7 +144,7 @@ if not REDIS_URL:
     )
 CELERY_BROKER_URL = REDIS_URL
 # Separate deployments (or a test run beside `make run`) sharing one Redis use separate queues.
-CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_QUEUE", "earshot")
+CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "earshot")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -147,21 +156,21 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-polls": {
         "task": "listening.tasks.dispatch_due_polls",
-        "schedule": float(os.getenv("POLL_DISPATCH_EVERY_SECONDS", "5")),
+        "schedule": envfloat("POLL_DISPATCH_EVERY_SECONDS", "5"),
     },
 }
 
 # --- Listening ------------------------------------------------------------------------
 # Any X-API-v2-compatible server (the simulator, a proxy) can stand in for X; empty = real X.
-X_API_BASE_URL = os.getenv("X_API_BASE_URL", "")
+X_API_BASE_URL = envstr("X_API_BASE_URL")
 # App-only token for search, and user-context OAuth 1.0a keys for posting replies. A brand's
 # own credentials (Brand.x_* fields) take precedence over these defaults.
-X_BEARER_TOKEN = os.getenv("X_BEARER_TOKEN", "")
-X_CONSUMER_KEY = os.getenv("X_CONSUMER_KEY", "")
-X_CONSUMER_SECRET = os.getenv("X_CONSUMER_SECRET", "")
-X_ACCESS_TOKEN = os.getenv("X_ACCESS_TOKEN", "")
-X_ACCESS_TOKEN_SECRET = os.getenv("X_ACCESS_TOKEN_SECRET", "")
-X_REQUEST_TIMEOUT_SECONDS = float(os.getenv("X_REQUEST_TIMEOUT_SECONDS", "15"))
+X_BEARER_TOKEN = envstr("X_BEARER_TOKEN")
+X_CONSUMER_KEY = envstr("X_CONSUMER_KEY")
+X_CONSUMER_SECRET = envstr("X_CONSUMER_SECRET")
+X_ACCESS_TOKEN = envstr("X_ACCESS_TOKEN")
+X_ACCESS_TOKEN_SECRET = envstr("X_ACCESS_TOKEN_SECRET")
+X_REQUEST_TIMEOUT_SECONDS = envfloat("X_REQUEST_TIMEOUT_SECONDS", "15")
 # How many pages one poll task follows before handing over to the next task.
 POLL_MAX_PAGES = envint("POLL_MAX_PAGES", "10")
 
@@ -170,6 +179,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("web", "worker", "beat")
 REQUIRED = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")
-ENV_HELPERS = {"envbool", "envint", "envlist"}
+ENV_HELPERS = {"envstr", "envbool", "envint", "envfloat", "envlist"}
 
 
 def _variable_read_by(node: ast.AST) -> str | None:
