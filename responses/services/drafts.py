@@ -55,10 +55,18 @@ def first_name_or_handle(mention: Mention) -> str:
     return first if _NAME_WORD.match(first) else f"@{mention.author.username}"
 
 
-def their_words(text: str, *, limit: int = 60) -> str:
-    """The customer's own description: their first clause, without handles or links."""
-    cleaned = _SPACES.sub(" ", _HANDLE_OR_LINK.sub("", text)).strip(" ,:-")
-    clause = _CLAUSE_END.split(cleaned, maxsplit=1)[0].strip()
+def their_words(text: str, *, limit: int = 60, brand_name: str = "") -> str:
+    """The customer's own description: their first clause of substance, without handles,
+    links or the brand's own name (quoting "Wow Northwind Coffee" back says nothing)."""
+    cleaned = _HANDLE_OR_LINK.sub("", text)
+    if brand_name:
+        cleaned = re.sub(re.escape(brand_name) + r"(?:'s)?", "", cleaned, flags=re.IGNORECASE)
+    clauses = [
+        _SPACES.sub(" ", part).strip(" ,:-")
+        for part in _CLAUSE_END.split(cleaned)
+        if part.strip(" ,:-")
+    ]
+    clause = next((c for c in clauses if len(c.split()) >= 3), clauses[0] if clauses else "")
     if len(clause) > limit:
         clause = clause[:limit].rsplit(" ", 1)[0] + "…"
     return f"“{clause}”" if clause else "this"
@@ -81,11 +89,19 @@ def draft_for_mention(*, mention: Mention, agent: AbstractBaseUser) -> str:
     signature = f" ^{agent_initials(agent)}"
     # Quote less of their words until it fits.
     for limit in (60, 40, 20):
-        draft = f"Hi {name}, {template.format(topic=their_words(mention.text, limit=limit))}"
+        topic = their_words(mention.text, limit=limit, brand_name=mention.brand.name)
+        draft = f"Hi {name}, {_after_comma(template.format(topic=topic))}"
         if len(draft) + len(signature) <= DRAFT_MAX_LENGTH:
             return draft + signature
-    draft = f"Hi {name}, {template.format(topic='this')}"
+    draft = f"Hi {name}, {_after_comma(template.format(topic='this'))}"
     return draft[: DRAFT_MAX_LENGTH - len(signature)].rstrip() + signature
+
+
+def _after_comma(sentence: str) -> str:
+    """Continue the greeting's sentence: "Hi Ana, we love…", but "Hi Ana, I'm sorry…"."""
+    if sentence.startswith(("I ", "I'")):
+        return sentence
+    return sentence[:1].lower() + sentence[1:]
 
 
 def _template(*, mention: Mention, rng: random.Random) -> str:

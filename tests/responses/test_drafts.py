@@ -76,3 +76,14 @@ def test_their_words_drops_handles_and_links():
     assert their_words("@Brand @other my card was charged twice! https://t.co/x Help") == (
         "“my card was charged twice”"
     )
+
+
+def test_the_brands_own_name_is_not_quoted_back_as_their_words(brand, agent):
+    mention = make_mention(
+        brand=brand,
+        text="Wow Northwind Coffee. My grinder stopped working after 45 minutes. Ridiculous.",
+        author=make_author(name="Amara Novak"),
+    )
+    draft = draft_for_mention(mention=mention, agent=agent)
+    assert "“My grinder stopped working after 45 minutes”" in draft
+    assert "Wow" not in draft
