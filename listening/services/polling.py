@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -23,8 +23,8 @@ from listening.clients.base import (
     SearchPage,
 )
 from listening.clients.x import x_client_for_brand
-from listening.models import Author, Mention, PollCursor, TrackedKeyword
-from listening.services.sentiment import sentiment_score_many
+from listening.models import PollCursor, TrackedKeyword
+from listening.services.storage import page_store
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,10 @@ def _store_page(
         if locked.version != cursor.version:
             logger.info("Keyword %s was polled concurrently; this poll yields", keyword.pk)
             return None
-        stored = _store_posts(keyword=keyword, page=page)
+        # The page and the cursor's move commit together, so a lost commit only means the
+        # page is fetched again: waiting for the WAL flush buys nothing here.
+        _commit_without_waiting_for_flush()
+        stored = page_store(keyword=keyword, page=page)
         # A round's since_id is the newest id of its FIRST page; later pages only continue it.
         round_newest = locked.round_newest_id if cursor.next_token else (page.newest_id or "")
         if page.next_token:
@@ -136,66 +139,9 @@ def _store_page(
     return locked
 
 
-def _store_posts(*, keyword: TrackedKeyword, page: SearchPage) -> int:
-    if not page.posts:
-        return 0
-    platform = keyword.platform
-    referenced_authors = {post.author_external_id for post in page.posts}
-    authors = Author.objects.bulk_create(
-        [
-            Author(
-                platform=platform,
-                external_id=a.external_id,
-                username=a.username,
-                name=a.name,
-                followers_count=a.followers_count,
-                verified=a.verified,
-            )
-            for a in page.authors.values()
-            if a.external_id in referenced_authors
-        ],
-        update_conflicts=True,
-        unique_fields=["platform", "external_id"],
-        update_fields=["username", "name", "followers_count", "verified", "updated_at"],
-    )
-    author_pks = {a.external_id: a.pk for a in authors}
-    already_stored = set(
-        Mention.objects.filter(
-            platform=platform, external_id__in=[p.external_id for p in page.posts]
-        ).values_list("external_id", flat=True)
-    )
-    # A page never repeats a post, but keep the first of any duplicate to be safe.
-    new_posts = list(
-        {p.external_id: p for p in page.posts if p.external_id not in already_stored}.values()
-    )
-    scores = sentiment_score_many(texts=[p.text for p in new_posts])
-    created = Mention.objects.bulk_create(
-        [
-            Mention(
-                platform=platform,
-                external_id=post.external_id,
-                brand_id=keyword.brand_id,
-                keyword=keyword,
-                author_id=author_pks[post.author_external_id],
-                text=post.text,
-                lang=post.lang,
-                posted_at=post.posted_at,
-                conversation_id=post.conversation_id,
-                in_reply_to_user_id=post.in_reply_to_user_id,
-                referenced_posts=post.referenced_posts,
-                public_metrics=post.public_metrics,
-                sentiment_compound=score.compound,
-                sentiment_positive=score.positive,
-                sentiment_neutral=score.neutral,
-                sentiment_negative=score.negative,
-                sentiment_label=score.label,
-            )
-            for post, score in zip(new_posts, scores, strict=True)
-        ],
-        # Another keyword may have stored the same post a moment ago.
-        ignore_conflicts=True,
-    )
-    return len(created)
+def _commit_without_waiting_for_flush() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome) -> None:

@@ -1,0 +1,130 @@
+"""Storing a page of fetched posts: authors upserted, mentions inserted once, in bulk.
+
+Plain SQL through psycopg2's execute_values rather than bulk_create: this is the ingest hot
+path (see BENCHMARKS.md), and the ORM's per-object overhead, the extra query to learn which
+posts are new, and rewriting unchanged author rows cost more than scoring the posts. Column
+names come from the models, so a renamed field fails loudly here rather than silently.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.utils import timezone
+from psycopg2.extras import Json, execute_values
+
+from listening.clients.base import SearchPage
+from listening.models import Author, Mention, MentionStatus, TrackedKeyword
+from listening.services.sentiment import sentiment_score_many
+
+_AUTHOR_FIELDS = ("platform", "external_id", "username", "name", "followers_count", "verified")
+_AUTHOR_CHANGING = ("username", "name", "followers_count", "verified")
+_MENTION_FIELDS = (
+    "platform",
+    "external_id",
+    "brand",
+    "keyword",
+    "author",
+    "text",
+    "lang",
+    "posted_at",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_posts",
+    "public_metrics",
+    "sentiment_compound",
+    "sentiment_positive",
+    "sentiment_neutral",
+    "sentiment_negative",
+    "sentiment_label",
+    "status",
+    "fetched_at",
+)
+
+
+def _columns(model: type, fields: tuple[str, ...]) -> list[str]:
+    return [model._meta.get_field(name).column for name in fields]
+
+
+def _upsert_authors(cursor, *, platform: str, page: SearchPage, wanted: set[str]) -> dict[str, int]:
+    """Insert new authors, update changed ones (and only those); return external id → pk."""
+    table = Author._meta.db_table
+    columns = _columns(Author, _AUTHOR_FIELDS)
+    updated_at = Author._meta.get_field("updated_at").column
+    changing = _columns(Author, _AUTHOR_CHANGING)
+    now = timezone.now()
+    rows = [
+        (platform, a.external_id, a.username, a.name, a.followers_count, a.verified, now)
+        for a in page.authors.values()
+        if a.external_id in wanted
+    ]
+    execute_values(
+        cursor,
+        f"INSERT INTO {table} ({', '.join(columns)}, {updated_at}) VALUES %s "
+        f"ON CONFLICT (platform, external_id) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in [*changing, updated_at])
+        + f" WHERE ({', '.join(f'{table}.{c}' for c in changing)}) "
+        f"IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in changing)})",
+        rows,
+        page_size=len(rows) or 1,
+    )
+    cursor.execute(
+        f"SELECT external_id, id FROM {table} WHERE platform = %s AND external_id = ANY(%s)",
+        [platform, list(wanted)],
+    )
+    return dict(cursor.fetchall())
+
+
+def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
+    """Store a page's posts as mentions of `keyword`; returns how many were new.
+
+    Runs inside the caller's transaction. A post already stored (by this or another
+    keyword) is left as it is: mentions are unique per platform and external id.
+    """
+    # A page never repeats a post, but keep the first of any duplicate to be safe.
+    posts = list({p.external_id: p for p in page.posts}.values())
+    if not posts:
+        return 0
+    platform = keyword.platform
+    scores = sentiment_score_many(texts=[p.text for p in posts])
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        author_pks = _upsert_authors(
+            cursor,
+            platform=platform,
+            page=page,
+            wanted={p.author_external_id for p in posts},
+        )
+        rows = [
+            (
+                platform,
+                post.external_id,
+                keyword.brand_id,
+                keyword.pk,
+                author_pks[post.author_external_id],
+                post.text,
+                post.lang,
+                post.posted_at,
+                post.conversation_id,
+                post.in_reply_to_user_id,
+                Json(post.referenced_posts),
+                Json(post.public_metrics),
+                score.compound,
+                score.positive,
+                score.neutral,
+                score.negative,
+                score.label,
+                MentionStatus.NEW,
+                now,
+            )
+            for post, score in zip(posts, scores, strict=True)
+        ]
+        inserted = execute_values(
+            cursor,
+            f"INSERT INTO {Mention._meta.db_table} "
+            f"({', '.join(_columns(Mention, _MENTION_FIELDS))}) VALUES %s "
+            "ON CONFLICT (platform, external_id) DO NOTHING RETURNING id",
+            rows,
+            page_size=len(rows),
+            fetch=True,
+        )
+    return len(inserted)
