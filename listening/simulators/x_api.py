@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 import unicodedata
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -603,7 +603,13 @@ class XApiSimulator:
         now = self.now()
         oldest = now - self.max_age
         matched: list[_Entry] = []
-        for entry in reversed(self._entries):  # newest first
+        # Entries are sorted by key; a next_token is a key, so later pages start right there
+        # instead of walking past every newer entry again.
+        end = len(self._entries)
+        if params.cursor is not None:
+            end = bisect_left(self._entries, params.cursor, key=lambda e: e.key)
+        for index in range(end - 1, -1, -1):  # newest first
+            entry = self._entries[index]
             if entry.created_at < oldest:
                 break  # everything further on is older still
             if entry.created_at > now or not _passes(entry, params):
