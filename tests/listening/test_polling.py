@@ -305,3 +305,53 @@ def test_authors_are_updated_not_duplicated(x_sim, keyword):
     (author,) = Author.objects.all()
     assert author.followers_count == 5000
     assert author.mentions.count() == 2
+
+
+def test_a_post_two_keywords_match_is_stored_once(x_sim, keyword, brand):
+    second = keyword_create(brand=brand, query='"oat latte"', poll_interval_seconds=30)
+    both = x_sim.add_tweet(text="@NorthwindHelp the oat latte is back!", author=customer("dup_di"))
+
+    first_outcome = keyword_poll(keyword_id=keyword.pk, max_pages=10)
+    second_outcome = keyword_poll(keyword_id=second.pk, max_pages=10)
+
+    assert (first_outcome.stored, second_outcome.stored) == (1, 0)
+    (mention,) = Mention.objects.all()
+    assert mention.external_id == both["id"] and mention.keyword == keyword
+    assert PollCursor.objects.get(keyword=second).since_id == both["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
+    import threading
+
+    from django.db import connection
+
+    base = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(300):
+        x_sim.add_tweet(
+            text=f"@NorthwindHelp busy day {n}",
+            author=customer(f"busy{n}"),
+            created_at=base + timedelta(seconds=n),
+        )
+    outcomes = []
+    barrier = threading.Barrier(3)
+
+    def poll():
+        try:
+            barrier.wait()
+            outcomes.append(keyword_poll(keyword_id=keyword.pk, max_pages=10))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=poll) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(outcome.stored for outcome in outcomes) == 300
+    assert Mention.objects.count() == 300
+    cursor = PollCursor.objects.get(keyword=keyword)
+    assert cursor.next_token == "" and cursor.since_id == max(
+        Mention.objects.values_list("external_id", flat=True), key=int
+    )
