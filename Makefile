@@ -23,6 +23,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EMBEDDED := $(BIN)/python -m config.embedded --
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # `make run`: the X API simulator stands in for X unless .env points elsewhere.
 DEMO_ENV := \
@@ -69,8 +70,8 @@ test: $(STAMP) chromium ## Run the whole test suite (PYTEST_ARGS="..." to pass o
 	@mkdir -p var/static  # STATIC_ROOT: whitenoise warns in every test when it is missing
 	EARSHOT_DEVELOPMENT=1 $(EMBEDDED) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) ## Run the benchmarks (python -m bench)
-	EARSHOT_DEVELOPMENT=1 $(EMBEDDED) $(BIN)/python -m bench
+bench: $(STAMP) ## Run the benchmarks (BENCH_ARGS="--quick" to pass options)
+	EARSHOT_DEVELOPMENT=1 $(EMBEDDED) $(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP) ## Check lint and formatting (ruff)
 	$(BIN)/ruff check .

@@ -83,7 +83,7 @@ def keyword_poll(
         if cursor is None:
             outcome.superseded = True
             return outcome
-        if not cursor.next_token:
+        if not cursor.next_token or cursor.is_rate_limited:
             break
     return outcome
 
@@ -125,7 +125,7 @@ def _store_page(
         locked.last_success_at = now
         locked.last_error = ""
         locked.last_error_at = None
-        locked.last_stored_count = stored
+        locked.last_stored_count = outcome.stored + stored
         if page.rejected:
             locked.skipped_items_total += len(page.rejected)
             locked.last_skipped_reason = "; ".join(item.reason for item in page.rejected)[:1000]

@@ -355,3 +355,22 @@ def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
     assert cursor.next_token == "" and cursor.since_id == max(
         Mention.objects.values_list("external_id", flat=True), key=int
     )
+
+
+def test_a_spent_budget_stops_the_round_between_pages_without_a_refused_call(x_sim, keyword):
+    x_sim.rate_limit = 1
+    base = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(150):
+        x_sim.add_tweet(
+            text=f"@NorthwindHelp page {n}",
+            author=customer(f"pg{n}"),
+            created_at=base + timedelta(seconds=n),
+        )
+
+    outcome = keyword_poll(keyword_id=keyword.pk, max_pages=10)
+
+    assert (outcome.stored, outcome.pages, outcome.error) == (100, 1, "")
+    assert len(search_requests(x_sim)) == 1
+    cursor = PollCursor.objects.get(keyword=keyword)
+    assert cursor.next_token and cursor.is_rate_limited
+    assert cursor.last_stored_count == 100
