@@ -41,7 +41,7 @@ _CELEBRATE = (
     "It's customers like you who keep us going.",
 )
 _QUESTION = (
-    "Good question about {topic}, let me check the details for you.",
+    "Thanks for reaching out about {topic}, let me look into it for you.",
     "Thanks for asking about {topic}, happy to help with that.",
 )
 _NEUTRAL = (
