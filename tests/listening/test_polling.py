@@ -31,6 +31,19 @@ def search_requests(sim) -> list:
     return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
 
 
+def add_stream(sim, count: int, label: str) -> list[dict]:
+    """`count` matching posts by different customers, a second apart, ending an hour ago."""
+    base = datetime.now(UTC) - timedelta(hours=1, seconds=count)
+    return [
+        sim.add_tweet(
+            text=f"@NorthwindHelp {label} {n}",
+            author=customer(f"{label}{n}"),
+            created_at=base + timedelta(seconds=n),
+        )
+        for n in range(count)
+    ]
+
+
 def test_it_stores_matching_posts_with_author_and_sentiment(x_sim, keyword):
     grumpy = customer("grumpy_gus", "Gus Walker", followers=48_200)
     happy = customer("happy_hana", "Hana Sato", followers=310)
@@ -109,15 +122,7 @@ def test_polling_again_adds_nothing_and_resumes_after_the_newest_post(x_sim, key
 
 
 def test_it_follows_every_page_and_keeps_the_first_pages_newest_id(x_sim, keyword):
-    base = datetime.now(UTC) - timedelta(hours=3)
-    posts = [
-        x_sim.add_tweet(
-            text=f"@NorthwindHelp post {n}",
-            author=customer(f"pager{n}"),
-            created_at=base + timedelta(seconds=n),
-        )
-        for n in range(250)
-    ]
+    posts = add_stream(x_sim, 250, "pager")
 
     assert "stored 250 new mentions from 3 page(s)" in poll_output()
 
@@ -130,13 +135,7 @@ def test_it_follows_every_page_and_keeps_the_first_pages_newest_id(x_sim, keywor
 
 
 def test_an_interrupted_round_resumes_without_skipping_or_repeating(x_sim, keyword):
-    base = datetime.now(UTC) - timedelta(hours=3)
-    for n in range(250):
-        x_sim.add_tweet(
-            text=f"@NorthwindHelp post {n}",
-            author=customer(f"resumer{n}"),
-            created_at=base + timedelta(seconds=n),
-        )
+    add_stream(x_sim, 250, "resumer")
     first = keyword_poll(keyword_id=keyword.pk, max_pages=1)
     assert (first.stored, first.pages) == (100, 1)
     cursor = PollCursor.objects.get(keyword=keyword)
@@ -326,13 +325,7 @@ def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
 
     from django.db import connection
 
-    base = datetime.now(UTC) - timedelta(hours=1)
-    for n in range(300):
-        x_sim.add_tweet(
-            text=f"@NorthwindHelp busy day {n}",
-            author=customer(f"busy{n}"),
-            created_at=base + timedelta(seconds=n),
-        )
+    add_stream(x_sim, 300, "busy")
     outcomes = []
     barrier = threading.Barrier(3)
 
@@ -359,13 +352,7 @@ def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
 
 def test_a_spent_budget_stops_the_round_between_pages_without_a_refused_call(x_sim, keyword):
     x_sim.rate_limit = 1
-    base = datetime.now(UTC) - timedelta(hours=1)
-    for n in range(150):
-        x_sim.add_tweet(
-            text=f"@NorthwindHelp page {n}",
-            author=customer(f"pg{n}"),
-            created_at=base + timedelta(seconds=n),
-        )
+    add_stream(x_sim, 150, "paged")
 
     outcome = keyword_poll(keyword_id=keyword.pk, max_pages=10)
 
