@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.core.validators import MaxLengthValidator
 
 from listening.models import TrackedKeyword
+from listening.query import QuerySyntaxError, parse_query
 
-X_QUERY_MAX_LENGTH = 512
+QUERY_HELP_TEXT = (
+    'Words must all match; "exact phrase"; OR between alternatives (AND binds first: '
+    'a b OR c means (a b) OR c); ( ) to group; -word or -"phrase" to exclude; lang:en; '
+    "from:handle or -from:handle; -is:retweet."
+)
 
 
 class KeywordForm(forms.ModelForm):
@@ -12,18 +20,29 @@ class KeywordForm(forms.ModelForm):
         model = TrackedKeyword
         fields = ["brand", "query", "poll_interval_seconds", "is_active"]
         labels = {"poll_interval_seconds": "Poll every (seconds)", "is_active": "Active"}
+        help_texts = {"query": QUERY_HELP_TEXT}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The parser explains an over-long query in X's terms; Django's generic
+        # "at most 512 characters" would pre-empt it.
+        field = self.fields["query"]
+        field.validators = [v for v in field.validators if not isinstance(v, MaxLengthValidator)]
 
     def clean_query(self) -> str:
+        # Stored as typed (stripped): the admin's own spelling is what the keyword list shows.
         query = self.cleaned_data["query"].strip()
-        if not query:
-            raise forms.ValidationError("Enter what to listen for, e.g. the brand's name.")
-        if len(query) > X_QUERY_MAX_LENGTH:
+        try:
+            parse_query(query).to_x()
+        except QuerySyntaxError as error:
+            raise forms.ValidationError(error.message, code="invalid_query") from error
+        max_length = TrackedKeyword._meta.get_field("query").max_length
+        if len(query) > max_length:
+            # Only reachable with runs of spaces, which X is not sent (to_x normalises them).
             raise forms.ValidationError(
-                f"X accepts queries of at most {X_QUERY_MAX_LENGTH} characters; "
-                f"this one has {len(query)}."
+                f"Earshot keeps queries of at most {max_length} characters; this one has "
+                f"{len(query)}. Remove the extra spaces."
             )
-        if query.count('"') % 2:
-            raise forms.ValidationError('A quotation mark is not closed: check your "phrases".')
         return query
 
     def clean_poll_interval_seconds(self) -> int:

@@ -1,10 +1,12 @@
 """Earshot's query language: parsing, admin-facing errors, X queries, platform splits,
-and local matching, which must agree with the X simulator."""
+local matching (which must agree with the X simulator), and the keyword form."""
 
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
+from listening.forms import KeywordForm
 from listening.query import (
     WORDS_ONLY_SYNTAX,
     X_SYNTAX,
@@ -459,6 +461,71 @@ def test_the_local_filter_agrees_with_the_x_simulator(typed):
     xs = [simulator.matches(on_x, _simulator_post(candidate)) for candidate in POSTS]
     assert ours == xs
     assert any(ours) and not all(ours), "a query that tells no post apart proves nothing"
+
+
+# --- the keyword form ---------------------------------------------------------------------
+
+
+def _form(query: str, brand) -> KeywordForm:
+    return KeywordForm(
+        data={"brand": brand.pk, "query": query, "poll_interval_seconds": 60, "is_active": "on"}
+    )
+
+
+def test_the_form_explains_a_bad_query(db, brand):
+    form = _form("northwind OR", brand)
+    assert not form.is_valid()
+    assert form.errors["query"] == ["OR needs a term on both sides (character 11)."]
+
+
+def test_the_form_refuses_a_query_too_long_for_x_in_xs_terms(db, brand):
+    form = _form(_query_of_length(513), brand)
+    assert not form.is_valid()
+    assert form.errors["query"] == [
+        "X accepts queries of at most 512 characters; this one has 513."
+    ]
+
+
+def test_the_form_refuses_a_query_too_long_to_store_even_when_x_would_take_it(db, brand):
+    form = _form("northwind" + " " * 600 + "coffee", brand)
+    assert not form.is_valid()
+    assert form.errors["query"] == [
+        "Earshot keeps queries of at most 512 characters; this one has 615. Remove the extra "
+        "spaces."
+    ]
+
+
+def test_the_form_keeps_a_good_query_as_typed(db, brand):
+    typed = '  "Northwind  Coffee"   (refund OR "money back") -from:@NorthwindHelp  '
+    form = _form(typed, brand)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["query"] == typed.strip()
+
+
+def test_the_keywords_page_shows_the_message_and_saves_a_good_query_unchanged(
+    client, admin_user, brand
+):
+    client.force_login(admin_user)
+    url = reverse("listening:keywords")
+    data = {"brand": brand.pk, "poll_interval_seconds": 60, "is_active": "on"}
+
+    bad = client.post(url, {**data, "query": "northwind sentiment:negative"})
+
+    assert bad.status_code == 200
+    assert "Unknown operator &quot;sentiment:&quot; at character 11." in bad.content.decode()
+    assert "Query syntax" in bad.content.decode()
+    assert not brand.keywords.exists()
+
+    typed = "Northwind   (coffee OR tea) -is:retweet"
+    client.post(url, {**data, "query": f"  {typed} "})
+
+    assert list(brand.keywords.values_list("query", flat=True)) == [typed]
+
+
+def test_the_edit_page_shows_the_syntax_cheat_sheet(client, admin_user, keyword):
+    client.force_login(admin_user)
+    page = client.get(reverse("listening:keyword-edit", args=[keyword.pk]))
+    assert "Query syntax" in page.content.decode()
 
 
 def test_a_query_is_a_value():
