@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from listening.forms import KeywordForm
 from listening.models import Author, Brand, Mention, PollCursor, TrackedKeyword
 
 
@@ -17,6 +18,8 @@ class BrandAdmin(admin.ModelAdmin):
 
 @admin.register(TrackedKeyword)
 class TrackedKeywordAdmin(admin.ModelAdmin):
+    # The same validation as the in-app keyword page: a bad query is explained, not saved.
+    form = KeywordForm
     list_display = ["query", "brand", "platform", "is_active", "poll_interval_seconds"]
     list_filter = ["brand", "platform", "is_active"]
     search_fields = ["query"]

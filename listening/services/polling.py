@@ -20,16 +20,19 @@ from listening.clients.base import (
     PlatformClient,
     PlatformError,
     RateLimited,
+    RequestRejected,
     SearchPage,
 )
 from listening.clients.x import x_client_for_brand
 from listening.models import PollCursor, TrackedKeyword
+from listening.query import X_SYNTAX, Query, QueryablePost, QuerySyntaxError, parse_query
 from listening.services.storage import page_store
 
 logger = logging.getLogger(__name__)
 
-# After credentials are refused, try again only now and then: they won't fix themselves.
-AUTH_FAILURE_RETRY = timedelta(minutes=15)
+# After X refuses the credentials or the query, try again only now and then: neither will
+# fix itself, but an admin may fix it at any time.
+REFUSED_RETRY = timedelta(minutes=15)
 
 
 @dataclass(slots=True)
@@ -66,12 +69,20 @@ def keyword_poll(
     if cursor.blocked_until and cursor.blocked_until > now:
         outcome.rate_limited_until = cursor.blocked_until
         return outcome
+    try:
+        remote_query, local_filter = parse_query(keyword.query).split_for(X_SYNTAX)
+    except QuerySyntaxError as exc:
+        # Saved through Django's admin or before validation existed: say so, call nothing.
+        _record_failure(
+            cursor, RequestRejected(f"The keyword's query is not valid: {exc}"), outcome
+        )
+        return outcome
     client = client or client_for_keyword(keyword)
 
     for _ in range(max_pages):
         try:
             page = client.search_page(
-                query=keyword.query,
+                query=remote_query,
                 since_id=cursor.since_id or None,
                 next_token=cursor.next_token or None,
             )
@@ -79,6 +90,8 @@ def keyword_poll(
             _record_failure(cursor, exc, outcome)
             return outcome
         outcome.pages += 1
+        if local_filter is not None:
+            _keep_matching(page, local_filter)
         cursor = _store_page(keyword=keyword, cursor=cursor, page=page, outcome=outcome)
         if cursor is None:
             outcome.superseded = True
@@ -86,6 +99,22 @@ def keyword_poll(
         if not cursor.next_token or cursor.is_rate_limited:
             break
     return outcome
+
+
+def _keep_matching(page: SearchPage, query: Query) -> None:
+    """Drop what the platform returned but the query, fully applied, does not match."""
+    page.posts = [
+        post
+        for post in page.posts
+        if query.matches(
+            QueryablePost(
+                text=post.text,
+                author_username=page.authors[post.author_external_id].username,
+                lang=post.lang,
+                is_retweet=any(ref["type"] == "retweeted" for ref in post.referenced_posts),
+            )
+        )
+    ]
 
 
 def _store_page(
@@ -155,8 +184,8 @@ def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome
         changes["blocked_until"] = exc.reset_at
         changes["next_poll_at"] = exc.reset_at
         outcome.rate_limited_until = exc.reset_at
-    elif isinstance(exc, AuthenticationFailed):
-        changes["next_poll_at"] = now + AUTH_FAILURE_RETRY
+    elif isinstance(exc, AuthenticationFailed | RequestRejected):
+        changes["next_poll_at"] = now + REFUSED_RETRY
     logger.warning("Polling keyword %s failed: %s", cursor.keyword_id, exc)
     PollCursor.objects.filter(pk=cursor.pk).update(**changes)
     outcome.error = str(exc)
