@@ -361,3 +361,31 @@ def test_a_spent_budget_stops_the_round_between_pages_without_a_refused_call(x_s
     cursor = PollCursor.objects.get(keyword=keyword)
     assert cursor.next_token and cursor.is_rate_limited
     assert cursor.last_stored_count == 100
+
+
+def test_the_query_sent_to_x_is_the_normalised_one(x_sim, brand):
+    from listening.models import TrackedKeyword
+
+    spaced = TrackedKeyword.objects.create(
+        brand=brand, query='  "Northwind  Coffee"   OR   @NorthwindHelp ', poll_interval_seconds=60
+    )
+    keyword_poll(keyword_id=spaced.pk, max_pages=1)
+    assert search_requests(x_sim)[-1][2]["query"] == '"Northwind Coffee" OR @NorthwindHelp'
+
+
+def test_an_invalid_stored_query_is_reported_and_never_sent(x_sim, brand):
+    from listening.models import TrackedKeyword
+
+    broken = TrackedKeyword.objects.create(
+        brand=brand, query='"never closed', poll_interval_seconds=60
+    )
+
+    outcome = keyword_poll(keyword_id=broken.pk, max_pages=1)
+
+    assert search_requests(x_sim) == []
+    assert outcome.error.startswith(
+        "The keyword's query is not valid: A quotation mark is not closed"
+    )
+    cursor = PollCursor.objects.get(keyword=broken)
+    assert cursor.last_error == outcome.error
+    assert cursor.next_poll_at > datetime.now(UTC) + timedelta(minutes=14)
