@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "listening.tasks.dispatch_due_polls",
         "schedule": envfloat("POLL_DISPATCH_EVERY_SECONDS", "5"),
     },
+    "release-expired-claims": {
+        "task": "responses.tasks.release_expired_claims",
+        "schedule": 30.0,
+    },
 }
 
 # --- Listening ------------------------------------------------------------------------
@@ -173,6 +177,13 @@ X_ACCESS_TOKEN_SECRET = envstr("X_ACCESS_TOKEN_SECRET")
 X_REQUEST_TIMEOUT_SECONDS = envfloat("X_REQUEST_TIMEOUT_SECONDS", "15")
 # How many pages one poll task follows before handing over to the next task.
 POLL_MAX_PAGES = envint("POLL_MAX_PAGES", "10")
+
+# --- Triage ---------------------------------------------------------------------------
+# A claim idle this long returns to the queue (any activity by its holder renews it).
+CLAIM_LEASE_MINUTES = envint("CLAIM_LEASE_MINUTES", "15")
+# First-response targets shown beside each mention's waiting time.
+SLA_NEGATIVE_MINUTES = envint("SLA_NEGATIVE_MINUTES", "30")
+SLA_DEFAULT_MINUTES = envint("SLA_DEFAULT_MINUTES", "240")
 
 LOGGING = {
     "version": 1,

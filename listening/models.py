@@ -168,6 +168,13 @@ class Mention(models.Model):
         related_name="claimed_mentions",
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # A claim is a lease: idle past this moment, the mention is anyone's to take again.
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # Priority as a point in time: the mention is as urgent as a plain one posted then.
+    # Negativity, reach, a question or a repeat complaint move it earlier; waiting does the
+    # rest, so ordering by this one indexed column is ordering by priority at any moment.
+    urgency_at = models.DateTimeField()
+    priority_reasons = models.JSONField(default=list, blank=True)
     fetched_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -183,14 +190,16 @@ class Mention(models.Model):
                 condition=Q(sentiment_label__in=SentimentLabel.values),
                 name="mention_sentiment_label_valid",
             ),
-            # A claimed mention always says who holds it.
+            # A claimed mention always says who holds it, and until when.
             models.CheckConstraint(
-                condition=~Q(status=MentionStatus.CLAIMED) | Q(claimed_by__isnull=False),
-                name="mention_claimed_has_holder",
+                condition=~Q(status=MentionStatus.CLAIMED)
+                | Q(claimed_by__isnull=False, claim_expires_at__isnull=False),
+                name="mention_claimed_has_holder_and_lease",
             ),
         ]
         indexes = [
             models.Index(fields=["status", "-posted_at"], name="mention_status_posted"),
+            models.Index(fields=["status", "urgency_at"], name="mention_status_urgency"),
             models.Index(fields=["brand", "-posted_at"], name="mention_brand_posted"),
         ]
 
@@ -208,6 +217,14 @@ class Mention(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_claim_expired(self) -> bool:
+        return (
+            self.status == MentionStatus.CLAIMED
+            and self.claim_expires_at is not None
+            and self.claim_expires_at <= timezone.now()
+        )
 
     @property
     def waiting_for(self) -> timedelta:

@@ -3,8 +3,10 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from config.roles import ROLES
 from listening.models import MentionStatus, SentimentLabel, TrackedKeyword
 from responses.services.replies import X_REPLY_MAX_LENGTH
 
@@ -20,6 +22,22 @@ class QueueFilterForm(forms.Form):
         required=False,
         queryset=TrackedKeyword.objects.select_related("brand").order_by("brand__name", "query"),
         empty_label="Any keyword",
+    )
+    order = forms.ChoiceField(
+        required=False,
+        label="Sort",
+        choices=[("", "Most urgent first"), ("newest", "Newest first"), ("oldest", "Oldest first")],
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        queryset=get_user_model()
+        .objects.filter(is_active=True, groups__name__in=ROLES)
+        .distinct()
+        .order_by("username"),
+        label="Assign to",
+        empty_label=None,
     )
 
 

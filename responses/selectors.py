@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
@@ -13,12 +14,20 @@ from listening.models import OPEN_STATUSES, Mention
 from responses.models import Reply, ReplyStatus
 
 QUEUE_PAGE_SIZE = 50
+QUEUE_ORDERS = {
+    "priority": ("urgency_at", "id"),
+    "newest": ("-posted_at", "-id"),
+    "oldest": ("posted_at", "id"),
+}
 
 
 def queue_mentions(
-    *, status: str = "", sentiment: str = "", keyword_id: int | None = None
+    *, status: str = "", sentiment: str = "", keyword_id: int | None = None, order: str = ""
 ) -> QuerySet[Mention]:
-    """The triage queue, newest first. No status filter means the open ones (new, claimed)."""
+    """The triage queue, most urgent first unless `order` says newest or oldest.
+
+    No status filter means the open ones (new, claimed).
+    """
     mentions = Mention.objects.select_related("author", "keyword", "claimed_by", "brand")
     mentions = (
         mentions.filter(status=status) if status else mentions.filter(status__in=OPEN_STATUSES)
@@ -27,7 +36,30 @@ def queue_mentions(
         mentions = mentions.filter(sentiment_label=sentiment)
     if keyword_id:
         mentions = mentions.filter(keyword_id=keyword_id)
-    return mentions.order_by("-posted_at", "-id")
+    return mentions.order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["priority"]))
+
+
+def sla_target(mention: Mention) -> timedelta:
+    minutes = settings.SLA_NEGATIVE_MINUTES if mention.is_negative else settings.SLA_DEFAULT_MINUTES
+    return timedelta(minutes=minutes)
+
+
+def _duration(value: timedelta) -> str:
+    minutes = max(int(value.total_seconds() // 60), 0)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d}"
+
+
+def waiting_reason(mention: Mention, *, now: datetime) -> str:
+    """'waiting 34 min of a 30 min target': the part of priority that grows by the minute."""
+    waited, target = now - mention.posted_at, sla_target(mention)
+    return f"waiting {_duration(waited)} of a {_duration(target)} target"
+
+
+def priority_explained(mention: Mention, *, now: datetime) -> str:
+    """Why a mention sits where it does in the queue, as the agent reads it."""
+    return " · ".join([*mention.priority_reasons, waiting_reason(mention, now=now)])
 
 
 def mention_replies(*, mention: Mention) -> QuerySet[Reply]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from listening.clients.base import PlatformUnavailable
+from responses.services.claims import claims_release_expired
 from responses.services.replies import reply_post
+
+
+@shared_task
+def release_expired_claims() -> int:
+    """Beat runs this every 30 s: lapsed claims go back to the queue."""
+    return claims_release_expired()
 
 
 @shared_task(

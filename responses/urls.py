@@ -5,9 +5,11 @@ from responses import views
 app_name = "responses"
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
+    path("queue/claim-next/", views.claim_next_view, name="claim-next"),
     path("mentions/<int:mention_id>/", views.mention_detail, name="mention"),
     path("mentions/<int:mention_id>/claim/", views.mention_claim_view, name="claim"),
     path("mentions/<int:mention_id>/release/", views.mention_release_view, name="release"),
+    path("mentions/<int:mention_id>/assign/", views.mention_assign_view, name="assign"),
     path("mentions/<int:mention_id>/no-reply/", views.mention_no_reply_view, name="no-reply"),
     path("mentions/<int:mention_id>/reply/", views.reply_send_view, name="reply"),
     path("report/", views.report, name="report"),

@@ -3,15 +3,25 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.http import HtmxHttpRequest
-from config.roles import AGENT, SUPERVISOR, role_required
+from config.roles import AGENT, SUPERVISOR, has_role, role_required
 from listening.models import Mention, MentionStatus
-from responses.forms import QueueFilterForm, ReplyForm, ReportPeriodForm
-from responses.selectors import QUEUE_PAGE_SIZE, mention_replies, queue_mentions, response_report
+from responses.forms import AssignForm, QueueFilterForm, ReplyForm, ReportPeriodForm
+from responses.selectors import (
+    QUEUE_PAGE_SIZE,
+    mention_replies,
+    priority_explained,
+    queue_mentions,
+    response_report,
+)
 from responses.services.claims import (
+    claim_renew,
+    mention_assign,
     mention_claim,
+    mention_claim_next,
     mention_mark_no_reply_needed,
     mention_release,
 )
@@ -28,11 +38,24 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         status=filters.get("status", ""),
         sentiment=filters.get("sentiment", ""),
         keyword_id=keyword.pk if keyword else None,
+        order=filters.get("order", ""),
     )[:QUEUE_PAGE_SIZE]
+    now = timezone.now()
+    rows = [(mention, priority_explained(mention, now=now)) for mention in mentions]
     template = "responses/queue.html"
     if request.htmx and request.htmx.target == "queue-rows":
         template += "#queue-rows"
-    return render(request, template, {"mentions": mentions, "form": form})
+    return render(request, template, {"rows": rows, "form": form})
+
+
+@require_POST
+@role_required(AGENT)
+def claim_next_view(request: HtmxHttpRequest) -> HttpResponse:
+    mention = mention_claim_next(agent=request.user)
+    if mention is None:
+        messages.info(request, "Nothing left to claim: every open mention has someone on it.")
+        return redirect("responses:queue")
+    return redirect("responses:mention", mention_id=mention.pk)
 
 
 def _mention_or_404(mention_id: int) -> Mention:
@@ -44,6 +67,8 @@ def _mention_or_404(mention_id: int) -> Mention:
 
 @role_required(AGENT)
 def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    # Opening the mention is activity: the holder's lease runs on from now.
+    claim_renew(mention_id=mention_id, agent=request.user)
     mention = _mention_or_404(mention_id)
     return _render_mention(request, mention, ReplyForm(initial=_initial_reply(request, mention)))
 
@@ -55,14 +80,18 @@ def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, str]
 def _render_mention(
     request: HtmxHttpRequest, mention: Mention, form: ReplyForm, status: int = 200
 ) -> HttpResponse:
-    can_reply = mention.status == MentionStatus.NEW or (
-        mention.status == MentionStatus.CLAIMED and mention.claimed_by_id == request.user.pk
+    can_reply = (
+        mention.status == MentionStatus.NEW
+        or mention.is_claim_expired
+        or (mention.status == MentionStatus.CLAIMED and mention.claimed_by_id == request.user.pk)
     )
     context = {
         "mention": mention,
         "form": form,
         "replies": mention_replies(mention=mention),
         "can_reply": can_reply,
+        "priority": priority_explained(mention, now=timezone.now()),
+        "assign_form": AssignForm() if has_role(request.user, SUPERVISOR) else None,
     }
     return render(request, "responses/mention.html", context, status=status)
 
@@ -81,8 +110,26 @@ def mention_claim_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespons
         return render(
             request,
             "responses/queue.html#queue-row",
-            {"mention": result.mention, "claim_lost": not result.won},
+            {
+                "mention": result.mention,
+                "why": priority_explained(result.mention, now=timezone.now()),
+                "claim_lost": not result.won,
+            },
         )
+    return redirect("responses:mention", mention_id=mention_id)
+
+
+@require_POST
+@role_required(SUPERVISOR)
+def mention_assign_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    _mention_or_404(mention_id)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose someone on the team to assign it to.")
+    elif mention_assign(mention_id=mention_id, assignee=form.cleaned_data["assignee"]):
+        messages.success(request, f"Assigned to {form.cleaned_data['assignee'].get_username()}.")
+    else:
+        messages.warning(request, "This mention is closed: there is nothing to assign.")
     return redirect("responses:mention", mention_id=mention_id)
 
 

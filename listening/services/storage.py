@@ -8,12 +8,15 @@ names come from the models, so a renamed field fails loudly here rather than sil
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import connection
 from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
 from listening.clients.base import SearchPage
-from listening.models import Author, Mention, MentionStatus, TrackedKeyword
+from listening.models import Author, Mention, MentionStatus, SentimentLabel, TrackedKeyword
+from listening.services.priority import PriorityFacts, mention_priority
 from listening.services.sentiment import sentiment_score_many
 
 _AUTHOR_FIELDS = ("platform", "external_id", "username", "name", "followers_count", "verified")
@@ -37,8 +40,11 @@ _MENTION_FIELDS = (
     "sentiment_negative",
     "sentiment_label",
     "status",
+    "urgency_at",
+    "priority_reasons",
     "fetched_at",
 )
+AUTHOR_HISTORY_WINDOW = timedelta(days=7)
 
 
 def _columns(model: type, fields: tuple[str, ...]) -> list[str]:
@@ -74,6 +80,19 @@ def _upsert_authors(cursor, *, platform: str, page: SearchPage, wanted: set[str]
     return dict(cursor.fetchall())
 
 
+def _author_history(cursor, *, author_pks: list[int], now) -> dict[int, tuple[int, int]]:
+    """Per author: (negative mentions in the last week, positive mentions ever), stored so far."""
+    table = Mention._meta.db_table
+    cursor.execute(
+        f"SELECT author_id, "
+        f"COUNT(*) FILTER (WHERE sentiment_label = %s AND posted_at >= %s), "
+        f"COUNT(*) FILTER (WHERE sentiment_label = %s) "
+        f"FROM {table} WHERE author_id = ANY(%s) GROUP BY author_id",
+        [SentimentLabel.NEGATIVE, now - AUTHOR_HISTORY_WINDOW, SentimentLabel.POSITIVE, author_pks],
+    )
+    return {author: (negative, positive) for author, negative, positive in cursor.fetchall()}
+
+
 def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
     """Store a page's posts as mentions of `keyword`; returns how many were new.
 
@@ -94,30 +113,46 @@ def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
             page=page,
             wanted={p.author_external_id for p in posts},
         )
-        rows = [
-            (
-                platform,
-                post.external_id,
-                keyword.brand_id,
-                keyword.pk,
-                author_pks[post.author_external_id],
-                post.text,
-                post.lang,
-                post.posted_at,
-                post.conversation_id,
-                post.in_reply_to_user_id,
-                Json(post.referenced_posts),
-                Json(post.public_metrics),
-                score.compound,
-                score.positive,
-                score.neutral,
-                score.negative,
-                score.label,
-                MentionStatus.NEW,
-                now,
+        history = _author_history(cursor, author_pks=list(author_pks.values()), now=now)
+        rows = []
+        for post, score in zip(posts, scores, strict=True):
+            author_pk = author_pks[post.author_external_id]
+            complaints, praise = history.get(author_pk, (0, 0))
+            priority = mention_priority(
+                PriorityFacts(
+                    compound=score.compound,
+                    label=score.label,
+                    followers=page.authors[post.author_external_id].followers_count,
+                    text=post.text,
+                    earlier_complaints_this_week=complaints,
+                    earlier_positive=praise,
+                )
             )
-            for post, score in zip(posts, scores, strict=True)
-        ]
+            rows.append(
+                (
+                    platform,
+                    post.external_id,
+                    keyword.brand_id,
+                    keyword.pk,
+                    author_pk,
+                    post.text,
+                    post.lang,
+                    post.posted_at,
+                    post.conversation_id,
+                    post.in_reply_to_user_id,
+                    Json(post.referenced_posts),
+                    Json(post.public_metrics),
+                    score.compound,
+                    score.positive,
+                    score.neutral,
+                    score.negative,
+                    score.label,
+                    MentionStatus.NEW,
+                    post.posted_at - priority.head_start,
+                    Json(priority.reasons),
+                    now,
+                )
+            )
         inserted = execute_values(
             cursor,
             f"INSERT INTO {Mention._meta.db_table} "

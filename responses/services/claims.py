@@ -1,14 +1,18 @@
-"""Who works which mention: claiming, releasing, and closing without a reply.
+"""Who works which mention: claims as leases, claim-next, assignment, closing without reply.
 
-Every write here is a conditional UPDATE whose row count says who won, so two agents
-clicking at once can never both hold a mention.
+Every write here is a conditional UPDATE (or a row lock with SKIP LOCKED) whose outcome says
+who won, so two agents clicking at once can never both hold a mention. A claim is a lease:
+each action of its holder renews it, and once it lapses the mention is anyone's again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -23,17 +27,84 @@ class ClaimResult:
     mention: Mention
 
 
+def lease_end(now: datetime) -> datetime:
+    return now + timedelta(minutes=settings.CLAIM_LEASE_MINUTES)
+
+
+def claimable(now: datetime) -> Q:
+    """New mentions, and claimed ones whose lease has lapsed."""
+    return Q(status=MentionStatus.NEW) | Q(status=MentionStatus.CLAIMED, claim_expires_at__lte=now)
+
+
 def mention_claim(*, mention_id: int, agent: AbstractBaseUser) -> ClaimResult:
-    """Claim an unclaimed open mention for `agent`. Claiming your own claim again wins."""
-    updated = Mention.objects.filter(
-        pk=mention_id, status=MentionStatus.NEW, claimed_by__isnull=True
-    ).update(status=MentionStatus.CLAIMED, claimed_by=agent, claimed_at=timezone.now())
-    mention = Mention.objects.select_related("claimed_by", "author").get(pk=mention_id)
-    won = updated == 1 or (
-        mention.status == MentionStatus.CLAIMED and mention.claimed_by_id == agent.pk
+    """Claim a mention nobody holds (or whose lease lapsed) for `agent`.
+
+    Claiming your own claim again wins and renews the lease.
+    """
+    now = timezone.now()
+    updated = (
+        Mention.objects.filter(claimable(now), pk=mention_id).update(
+            status=MentionStatus.CLAIMED,
+            claimed_by=agent,
+            claimed_at=now,
+            claim_expires_at=lease_end(now),
+        )
+        == 1
     )
-    holder = mention.claimed_by.get_username() if mention.claimed_by else None
+    won = updated or claim_renew(mention_id=mention_id, agent=agent)
+    mention = Mention.objects.select_related("claimed_by", "author").get(pk=mention_id)
+    holder = mention.claimed_by.get_username() if mention.status == MentionStatus.CLAIMED else None
     return ClaimResult(won=won, holder_name=holder, mention=mention)
+
+
+def mention_claim_next(*, agent: AbstractBaseUser) -> Mention | None:
+    """Hand `agent` the most urgent mention nobody holds; None when there is none.
+
+    SKIP LOCKED lets concurrent callers each take a different row instead of queueing on the
+    same one: fifty agents pressing "claim next" at once get fifty different mentions.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        mention = (
+            Mention.objects.select_for_update(skip_locked=True)
+            .filter(claimable(now))
+            .order_by("urgency_at", "id")
+            .first()
+        )
+        if mention is None:
+            return None
+        Mention.objects.filter(pk=mention.pk).update(
+            status=MentionStatus.CLAIMED,
+            claimed_by=agent,
+            claimed_at=now,
+            claim_expires_at=lease_end(now),
+        )
+    return Mention.objects.select_related("author", "claimed_by").get(pk=mention.pk)
+
+
+def mention_assign(*, mention_id: int, assignee: AbstractBaseUser) -> bool:
+    """A supervisor gives an open mention to `assignee`, whoever held it. True if assigned."""
+    now = timezone.now()
+    return (
+        Mention.objects.filter(pk=mention_id, status__in=OPEN_STATUSES).update(
+            status=MentionStatus.CLAIMED,
+            claimed_by=assignee,
+            claimed_at=now,
+            claim_expires_at=lease_end(now),
+        )
+        == 1
+    )
+
+
+def claim_renew(*, mention_id: int, agent: AbstractBaseUser) -> bool:
+    """The holder is still at work on it: extend the lease. True if `agent` holds it."""
+    now = timezone.now()
+    return (
+        Mention.objects.filter(
+            pk=mention_id, status=MentionStatus.CLAIMED, claimed_by=agent, claim_expires_at__gt=now
+        ).update(claim_expires_at=lease_end(now))
+        == 1
+    )
 
 
 def mention_release(*, mention_id: int, agent: AbstractBaseUser) -> bool:
@@ -41,19 +112,33 @@ def mention_release(*, mention_id: int, agent: AbstractBaseUser) -> bool:
     return (
         Mention.objects.filter(
             pk=mention_id, status=MentionStatus.CLAIMED, claimed_by=agent
-        ).update(status=MentionStatus.NEW, claimed_by=None, claimed_at=None)
+        ).update(status=MentionStatus.NEW, claimed_by=None, claimed_at=None, claim_expires_at=None)
         == 1
     )
 
 
+def claims_release_expired(*, now: datetime | None = None) -> int:
+    """Return every lapsed claim to the queue; the number released. Safe to run twice."""
+    now = now or timezone.now()
+    return Mention.objects.filter(status=MentionStatus.CLAIMED, claim_expires_at__lte=now).update(
+        status=MentionStatus.NEW, claimed_by=None, claimed_at=None, claim_expires_at=None
+    )
+
+
 def mention_mark_no_reply_needed(*, mention_id: int, agent: AbstractBaseUser) -> bool:
-    """Close an open mention without a reply, if it is unclaimed or `agent` holds it.
+    """Close an open mention without a reply, unless someone else holds a live claim on it.
 
     Records who closed it in `claimed_by`. True if this call closed it.
     """
+    now = timezone.now()
     return (
-        Mention.objects.filter(pk=mention_id, status__in=OPEN_STATUSES)
-        .filter(Q(claimed_by__isnull=True) | Q(claimed_by=agent))
-        .update(status=MentionStatus.NO_REPLY_NEEDED, claimed_by=agent, claimed_at=timezone.now())
+        Mention.objects.filter(
+            claimable(now) | Q(status=MentionStatus.CLAIMED, claimed_by=agent), pk=mention_id
+        ).update(
+            status=MentionStatus.NO_REPLY_NEEDED,
+            claimed_by=agent,
+            claimed_at=now,
+            claim_expires_at=None,
+        )
         == 1
     )

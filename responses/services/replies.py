@@ -14,6 +14,7 @@ from listening.clients.base import PlatformClient, PlatformError, PlatformUnavai
 from listening.clients.x import x_client_for_brand
 from listening.models import Mention, MentionStatus
 from responses.models import Reply, ReplyStatus
+from responses.services.claims import lease_end
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def reply_submit(*, mention_id: int, agent: AbstractBaseUser, text: str) -> Repl
             .select_related("claimed_by")
             .get(pk=mention_id)
         )
-        if mention.status == MentionStatus.CLAIMED and mention.claimed_by_id != agent.pk:
+        someone_elses = mention.claimed_by_id != agent.pk and not mention.is_claim_expired
+        if mention.status == MentionStatus.CLAIMED and someone_elses:
             raise ReplyRefused(
                 f"{mention.claimed_by.get_username()} has claimed this mention; "
                 "ask them or a supervisor before replying."
@@ -106,6 +108,8 @@ def _reply_failed(reply: Reply, exc: PlatformError) -> None:
     with transaction.atomic():
         Reply.objects.filter(pk=reply.pk).update(status=ReplyStatus.FAILED, error=str(exc))
         Mention.objects.filter(pk=reply.mention_id, status=MentionStatus.REPLYING).update(
-            status=MentionStatus.CLAIMED
+            status=MentionStatus.CLAIMED,
+            claimed_by_id=reply.agent_id,
+            claim_expires_at=lease_end(timezone.now()),
         )
     reply.refresh_from_db()

@@ -11,19 +11,45 @@ from tests.factories import make_author, make_mention
 pytestmark = pytest.mark.django_db
 
 
-def test_the_queue_lists_open_mentions_newest_first(client, agent, brand):
+def test_the_queue_lists_open_mentions_most_urgent_first_or_by_time(client, agent, brand):
     now = datetime.now(UTC)
     older = make_mention(
         brand=brand, text="older post about Northwind", posted_at=now - timedelta(hours=2)
     )
     newer = make_mention(brand=brand, text="newer post about Northwind", posted_at=now)
+    angry = make_mention(
+        brand=brand,
+        text="Northwind lost my order, this is awful and I am furious",
+        author=make_author(followers=48_000),
+        posted_at=now - timedelta(minutes=30),
+    )
     make_mention(brand=brand, text="already answered", status="replied")
     client.force_login(agent)
 
-    html = client.get(reverse("responses:queue")).content.decode()
+    def order(**params):
+        html = client.get(reverse("responses:queue"), params).content.decode()
+        assert "already answered" not in html
+        return sorted((older, newer, angry), key=lambda m: html.index(m.text))
 
-    assert html.index(newer.text) < html.index(older.text)
-    assert "already answered" not in html
+    # The angry post with reach has a head start of over two hours: ahead of the older one.
+    assert order() == [angry, older, newer]
+    assert order(order="newest") == [newer, angry, older]
+    assert order(order="oldest") == [older, angry, newer]
+
+
+def test_each_row_says_why_it_sits_where_it_does(client, agent, brand):
+    make_mention(
+        brand=brand,
+        text="@NorthwindHelp why was I charged twice? Terrible.",
+        author=make_author(followers=48_200),
+        posted_at=datetime.now(UTC) - timedelta(minutes=34, seconds=20),
+    )
+    client.force_login(agent)
+    html = client.get(reverse("responses:queue")).content.decode()
+    assert (
+        "negative −0.60 · 48k followers · asks a question · waiting 34 min of a 30 min target"
+        in html
+    )
 
 
 def test_filters_narrow_the_queue(client, agent, brand):
