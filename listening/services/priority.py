@@ -16,9 +16,11 @@ from datetime import timedelta
 from listening.models import SentimentLabel
 
 # Head starts, in minutes. A fully negative post (compound -1) is an hour more urgent than a
-# neutral one; 10k followers add 40 minutes, 1M add an hour; a question a quarter of an hour.
+# neutral one; on a complaint, 10k followers add 40 minutes and 1M an hour; a question a
+# quarter of an hour. Reach matters most when the post is a complaint: that is what spreads.
 NEGATIVITY_MINUTES = 60
 REACH_MINUTES_PER_DECADE = 10
+REACH_WEIGHT_UNLESS_NEGATIVE = 0.3
 REACH_FROM_FOLLOWERS = 1_000
 QUESTION_MINUTES = 15
 REPEAT_COMPLAINT_MINUTES = 20
@@ -65,7 +67,8 @@ def mention_priority(facts: PriorityFacts) -> Priority:
         minutes += NEGATIVITY_MINUTES * abs(facts.compound)
         reasons.append(f"negative {facts.compound:+.2f}".replace("-", "−"))
     if facts.followers >= REACH_FROM_FOLLOWERS:
-        minutes += REACH_MINUTES_PER_DECADE * math.log10(facts.followers)
+        weight = 1.0 if negative else REACH_WEIGHT_UNLESS_NEGATIVE
+        minutes += weight * REACH_MINUTES_PER_DECADE * math.log10(facts.followers)
         reasons.append(f"{_compact(facts.followers)} followers")
     if is_question(facts.text):
         minutes += QUESTION_MINUTES

@@ -18,7 +18,8 @@ DRAFT_MAX_LENGTH = 280
 _HANDLE_OR_LINK = re.compile(r"(@\w+|#|https?://\S+)")
 _NAME_WORD = re.compile(r"^[^\W\d_]{2,}$")
 _SPACES = re.compile(r"\s+")
-_CLAUSE_END = re.compile(r"[.!?;\n]")
+# Sentence and clause ends; a "." or ":" only when a space follows ("10:30", "3.5" stay whole).
+_CLAUSE_END = re.compile(r"[!?;\n]|[.:](?=\s|$)")
 
 _APOLOGIES = (
     "I'm really sorry about {topic}.",
@@ -56,8 +57,8 @@ def first_name_or_handle(mention: Mention) -> str:
 
 
 def their_words(text: str, *, limit: int = 60, brand_name: str = "") -> str:
-    """The customer's own description: their first clause of substance, without handles,
-    links or the brand's own name (quoting "Wow Northwind Coffee" back says nothing)."""
+    """The customer's own description: their longest clause, without handles, links or the
+    brand's own name (quoting "Wow Northwind Coffee" back says nothing)."""
     cleaned = _HANDLE_OR_LINK.sub("", text)
     if brand_name:
         cleaned = re.sub(re.escape(brand_name) + r"(?:'s)?", "", cleaned, flags=re.IGNORECASE)
@@ -66,7 +67,9 @@ def their_words(text: str, *, limit: int = 60, brand_name: str = "") -> str:
         for part in _CLAUSE_END.split(cleaned)
         if part.strip(" ,:-")
     ]
-    clause = next((c for c in clauses if len(c.split()) >= 3), clauses[0] if clauses else "")
+    # The longest clause says the most about what happened ("the kettle is even better than
+    # I expected"), more than an opener such as "Have to say it".
+    clause = max(clauses, key=lambda c: len(c.split()), default="")
     if len(clause) > limit:
         clause = clause[:limit].rsplit(" ", 1)[0] + "…"
     return f"“{clause}”" if clause else "this"

@@ -63,3 +63,11 @@ def test_repeat_complaints_are_capped_and_loyal_advocates_noticed():
 )
 def test_reach_is_shown_compactly(followers, shown):
     assert mention_priority(facts(followers=followers)).reasons == [f"{shown} followers"]
+
+
+def test_reach_weighs_most_on_a_complaint():
+    complaint = mention_priority(facts(label="negative", compound=-0.1, followers=1_000_000))
+    praise = mention_priority(facts(label="positive", compound=0.9, followers=1_000_000))
+    assert complaint.head_start == timedelta(minutes=6 + 60)
+    assert praise.head_start == timedelta(minutes=18)
+    assert praise.reasons == ["1M followers"]

@@ -87,3 +87,16 @@ def test_the_brands_own_name_is_not_quoted_back_as_their_words(brand, agent):
     draft = draft_for_mention(mention=mention, agent=agent)
     assert "“My grinder stopped working after 45 minutes”" in draft
     assert "Wow" not in draft
+
+
+def test_their_words_is_the_clause_that_says_the_most():
+    assert (
+        their_words(
+            "Have to say it, Northwind Coffee: the kettle is even better than I expected.",
+            brand_name="Northwind Coffee",
+        )
+        == "“the kettle is even better than I expected”"
+    )
+    assert their_words("@NorthwindHelp the 10:30 train of 3.5 hours was late") == (
+        "“the 10:30 train of 3.5 hours was late”"
+    )
