@@ -40,11 +40,11 @@ INSERT_MENTIONS = f"""
         (platform, external_id, brand_id, keyword_id, author_id, text, lang, posted_at,
          conversation_id, in_reply_to_user_id, referenced_posts, public_metrics,
          sentiment_compound, sentiment_positive, sentiment_neutral, sentiment_negative,
-         sentiment_label, status, fetched_at)
+         sentiment_label, status, urgency_at, priority_reasons, fetched_at)
     VALUES %s
     ON CONFLICT (platform, external_id) DO NOTHING
 """
-MENTION_TEMPLATE = "(" + ", ".join(["%s"] * 18) + ", now())"
+MENTION_TEMPLATE = "(" + ", ".join(["%s"] * 20) + ", now())"
 # The bare upsert skips VADER: every row gets this neutral score.
 CONSTANT_SENTIMENT = (0.0, 0.0, 1.0, 0.0, SentimentLabel.NEUTRAL.value)
 
@@ -139,6 +139,7 @@ def _author_row(author: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _mention_row(tweet: dict[str, Any], setup: Setup) -> tuple[Any, ...]:
+    posted_at = datetime.fromisoformat(tweet["created_at"].replace("Z", "+00:00"))
     return (
         tweet["author_id"],
         PLATFORM,
@@ -147,13 +148,15 @@ def _mention_row(tweet: dict[str, Any], setup: Setup) -> tuple[Any, ...]:
         setup.keyword_id,
         tweet["text"],
         tweet.get("lang", ""),
-        datetime.fromisoformat(tweet["created_at"].replace("Z", "+00:00")),
+        posted_at,
         tweet.get("conversation_id", ""),
         tweet.get("in_reply_to_user_id", ""),
         Json(tweet.get("referenced_tweets", [])),
         Json(tweet.get("public_metrics", {})),
         *CONSTANT_SENTIMENT,
         MentionStatus.NEW.value,
+        posted_at,  # urgency: no head start, as for a plain mention
+        Json([]),
     )
 
 
