@@ -128,13 +128,22 @@ class Author(models.Model):
 
 class MentionStatus(models.TextChoices):
     NEW = "new", "New"
+    # The customer wrote again in a conversation the team had answered.
+    REOPENED = "reopened", "Reopened"
     CLAIMED = "claimed", "Claimed"
     REPLYING = "replying", "Reply being sent"
     REPLIED = "replied", "Replied"
-    NO_REPLY_NEEDED = "no_reply_needed", "No reply needed"
+    RESOLVED = "resolved", "Resolved"
+    NO_REPLY_NEEDED = "no_reply_needed", "Ignored: no reply needed"
+    SPAM = "spam", "Spam"
 
 
-OPEN_STATUSES = (MentionStatus.NEW, MentionStatus.CLAIMED)
+# Waiting for someone to take them.
+UNCLAIMED_STATUSES = (MentionStatus.NEW, MentionStatus.REOPENED)
+# Still the team's to answer: the triage queue shows these.
+OPEN_STATUSES = (*UNCLAIMED_STATUSES, MentionStatus.CLAIMED)
+# The conversation was answered: a new post in it reopens it.
+ANSWERED_STATUSES = (MentionStatus.REPLIED, MentionStatus.RESOLVED)
 
 
 class Mention(models.Model):

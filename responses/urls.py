@@ -1,5 +1,6 @@
 from django.urls import path
 
+from listening.models import MentionStatus
 from responses import views
 
 app_name = "responses"
@@ -10,7 +11,25 @@ urlpatterns = [
     path("mentions/<int:mention_id>/claim/", views.mention_claim_view, name="claim"),
     path("mentions/<int:mention_id>/release/", views.mention_release_view, name="release"),
     path("mentions/<int:mention_id>/assign/", views.mention_assign_view, name="assign"),
-    path("mentions/<int:mention_id>/no-reply/", views.mention_no_reply_view, name="no-reply"),
+    path("mentions/<int:mention_id>/presence/", views.mention_presence_view, name="presence"),
+    path(
+        "mentions/<int:mention_id>/no-reply/",
+        views.mention_close_view,
+        {"outcome": MentionStatus.NO_REPLY_NEEDED},
+        name="no-reply",
+    ),
+    path(
+        "mentions/<int:mention_id>/spam/",
+        views.mention_close_view,
+        {"outcome": MentionStatus.SPAM},
+        name="spam",
+    ),
+    path(
+        "mentions/<int:mention_id>/resolve/",
+        views.mention_close_view,
+        {"outcome": MentionStatus.RESOLVED},
+        name="resolve",
+    ),
     path("mentions/<int:mention_id>/reply/", views.reply_send_view, name="reply"),
     path("report/", views.report, name="report"),
 ]

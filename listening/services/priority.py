@@ -27,6 +27,7 @@ REPEAT_COMPLAINT_MINUTES = 20
 REPEAT_COMPLAINT_CAP_MINUTES = 60
 ADVOCATE_MINUTES = 10
 ADVOCATE_FROM_POSITIVE = 3
+FOLLOW_UP_MINUTES = 30
 _ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 
 
@@ -39,6 +40,8 @@ class PriorityFacts:
     # The author's earlier mentions: negative ones in the last 7 days, positive ones ever.
     earlier_complaints_this_week: int
     earlier_positive: int
+    # They wrote again in a conversation the team had answered: the answer did not settle it.
+    follows_up_our_reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ def mention_priority(facts: PriorityFacts) -> Priority:
         weight = 1.0 if negative else REACH_WEIGHT_UNLESS_NEGATIVE
         minutes += weight * REACH_MINUTES_PER_DECADE * math.log10(facts.followers)
         reasons.append(f"{_compact(facts.followers)} followers")
+    if facts.follows_up_our_reply:
+        minutes += FOLLOW_UP_MINUTES
+        reasons.append("wrote again after our reply")
     if is_question(facts.text):
         minutes += QUESTION_MINUTES
         reasons.append("asks a question")

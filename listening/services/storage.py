@@ -15,7 +15,14 @@ from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
 from listening.clients.base import SearchPage
-from listening.models import Author, Mention, MentionStatus, SentimentLabel, TrackedKeyword
+from listening.models import (
+    ANSWERED_STATUSES,
+    Author,
+    Mention,
+    MentionStatus,
+    SentimentLabel,
+    TrackedKeyword,
+)
 from listening.services.priority import PriorityFacts, mention_priority
 from listening.services.sentiment import sentiment_score_many
 
@@ -93,6 +100,21 @@ def _author_history(cursor, *, author_pks: list[int], now) -> dict[int, tuple[in
     return {author: (negative, positive) for author, negative, positive in cursor.fetchall()}
 
 
+def _answered_conversations(
+    cursor, *, posts: list, author_pks: dict[str, int]
+) -> set[tuple[str, int]]:
+    """(conversation, author) pairs of this page in which the team already answered them."""
+    conversations = [p.conversation_id for p in posts if p.conversation_id]
+    if not conversations:
+        return set()
+    cursor.execute(
+        f"SELECT DISTINCT conversation_id, author_id FROM {Mention._meta.db_table} "
+        f"WHERE conversation_id = ANY(%s) AND author_id = ANY(%s) AND status = ANY(%s)",
+        [conversations, list(author_pks.values()), list(ANSWERED_STATUSES)],
+    )
+    return set(cursor.fetchall())
+
+
 def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
     """Store a page's posts as mentions of `keyword`; returns how many were new.
 
@@ -114,10 +136,12 @@ def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
             wanted={p.author_external_id for p in posts},
         )
         history = _author_history(cursor, author_pks=list(author_pks.values()), now=now)
+        answered = _answered_conversations(cursor, posts=posts, author_pks=author_pks)
         rows = []
         for post, score in zip(posts, scores, strict=True):
             author_pk = author_pks[post.author_external_id]
             complaints, praise = history.get(author_pk, (0, 0))
+            follow_up = (post.conversation_id, author_pk) in answered
             priority = mention_priority(
                 PriorityFacts(
                     compound=score.compound,
@@ -126,6 +150,7 @@ def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
                     text=post.text,
                     earlier_complaints_this_week=complaints,
                     earlier_positive=praise,
+                    follows_up_our_reply=follow_up,
                 )
             )
             rows.append(
@@ -147,7 +172,7 @@ def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
                     score.neutral,
                     score.negative,
                     score.label,
-                    MentionStatus.NEW,
+                    MentionStatus.REOPENED if follow_up else MentionStatus.NEW,
                     post.posted_at - priority.head_start,
                     Json(priority.reasons),
                     now,

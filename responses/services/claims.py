@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from listening.models import OPEN_STATUSES, Mention, MentionStatus
+from listening.models import OPEN_STATUSES, UNCLAIMED_STATUSES, Mention, MentionStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,10 @@ def lease_end(now: datetime) -> datetime:
 
 
 def claimable(now: datetime) -> Q:
-    """New mentions, and claimed ones whose lease has lapsed."""
-    return Q(status=MentionStatus.NEW) | Q(status=MentionStatus.CLAIMED, claim_expires_at__lte=now)
+    """New and reopened mentions, and claimed ones whose lease has lapsed."""
+    return Q(status__in=UNCLAIMED_STATUSES) | Q(
+        status=MentionStatus.CLAIMED, claim_expires_at__lte=now
+    )
 
 
 def mention_claim(*, mention_id: int, agent: AbstractBaseUser) -> ClaimResult:
@@ -125,20 +127,27 @@ def claims_release_expired(*, now: datetime | None = None) -> int:
     )
 
 
-def mention_mark_no_reply_needed(*, mention_id: int, agent: AbstractBaseUser) -> bool:
-    """Close an open mention without a reply, unless someone else holds a live claim on it.
+# What closing a mention can mean, and from which statuses each is allowed besides the open
+# ones: a replied conversation is resolved once the customer is helped.
+CLOSING = {
+    MentionStatus.RESOLVED: (MentionStatus.REPLIED,),
+    MentionStatus.NO_REPLY_NEEDED: (),
+    MentionStatus.SPAM: (),
+}
 
-    Records who closed it in `claimed_by`. True if this call closed it.
+
+def mention_close(*, mention_id: int, agent: AbstractBaseUser, outcome: str) -> bool:
+    """Close a mention as resolved, ignored (no reply needed) or spam.
+
+    Allowed on an open mention nobody else holds a live claim on (and, to resolve, on a
+    replied one). Records who closed it in `claimed_by`. True if this call closed it.
     """
     now = timezone.now()
+    allowed = claimable(now) | Q(status=MentionStatus.CLAIMED, claimed_by=agent)
+    allowed |= Q(status__in=CLOSING[outcome])
     return (
-        Mention.objects.filter(
-            claimable(now) | Q(status=MentionStatus.CLAIMED, claimed_by=agent), pk=mention_id
-        ).update(
-            status=MentionStatus.NO_REPLY_NEEDED,
-            claimed_by=agent,
-            claimed_at=now,
-            claim_expires_at=None,
+        Mention.objects.filter(allowed, pk=mention_id).update(
+            status=outcome, claimed_by=agent, claimed_at=now, claim_expires_at=None
         )
         == 1
     )

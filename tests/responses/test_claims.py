@@ -9,7 +9,7 @@ from django.urls import reverse
 from listening.models import Mention
 from responses.services.claims import (
     mention_claim,
-    mention_mark_no_reply_needed,
+    mention_close,
     mention_release,
 )
 from tests.conftest import _user
@@ -68,9 +68,11 @@ def test_only_the_holder_can_release(brand, agent, other_agent):
 def test_no_reply_needed_respects_someone_elses_claim(brand, agent, other_agent):
     mention = make_mention(brand=brand, text="just saying hi to Northwind Coffee")
     mention_claim(mention_id=mention.pk, agent=agent)
-    assert mention_mark_no_reply_needed(mention_id=mention.pk, agent=other_agent) is False
+    assert (
+        mention_close(mention_id=mention.pk, agent=other_agent, outcome="no_reply_needed") is False
+    )
     assert Mention.objects.get(pk=mention.pk).status == "claimed"
-    assert mention_mark_no_reply_needed(mention_id=mention.pk, agent=agent) is True
+    assert mention_close(mention_id=mention.pk, agent=agent, outcome="no_reply_needed") is True
     assert Mention.objects.get(pk=mention.pk).status == "no_reply_needed"
 
 
