@@ -42,6 +42,8 @@ class AssignForm(forms.Form):
 
 
 class ReplyForm(forms.Form):
+    # When the agent opened the mention: a colleague's reply after that refuses this one.
+    opened_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
     text = forms.CharField(
         widget=forms.Textarea(
             attrs={"rows": 4, "maxlength": X_REPLY_MAX_LENGTH, "data-counter": "reply-count"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +38,18 @@ def queue_mentions(
     if keyword_id:
         mentions = mentions.filter(keyword_id=keyword_id)
     return mentions.order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["priority"]))
+
+
+def queue_state(mentions: QuerySet[Mention], *, now: datetime) -> str:
+    """A fingerprint of what a queue page shows, for the every-2-seconds "changed?" poll.
+
+    One narrow, indexed query over the page's rows (no joins, no rendering). It changes when
+    a row enters, leaves, moves or changes hands, and each minute, as waiting times move on.
+    Computed from the rows themselves, it cannot miss a change that committed late.
+    """
+    rows = list(mentions.values_list("pk", "status", "claimed_by_id", "claim_expires_at"))
+    digest = hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest()
+    return f"{digest}-{int(now.timestamp() // 60)}"
 
 
 def sla_target(mention: Mention) -> timedelta:

@@ -8,13 +8,16 @@ from django.views.decorators.http import require_POST
 
 from config.http import HtmxHttpRequest
 from config.roles import AGENT, SUPERVISOR, has_role, role_required
-from listening.models import Mention, MentionStatus
+from listening.models import UNCLAIMED_STATUSES, Mention, MentionStatus
 from responses.forms import AssignForm, QueueFilterForm, ReplyForm, ReportPeriodForm
+from responses.models import Reply
+from responses.presence import presence_beat, presence_leave, presence_others
 from responses.selectors import (
     QUEUE_PAGE_SIZE,
     mention_replies,
     priority_explained,
     queue_mentions,
+    queue_state,
     response_report,
 )
 from responses.services.claims import (
@@ -22,7 +25,7 @@ from responses.services.claims import (
     mention_assign,
     mention_claim,
     mention_claim_next,
-    mention_mark_no_reply_needed,
+    mention_close,
     mention_release,
 )
 from responses.services.drafts import draft_for_mention
@@ -31,6 +34,7 @@ from responses.services.replies import ReplyRefused, reply_submit
 
 @role_required(AGENT)
 def queue(request: HtmxHttpRequest) -> HttpResponse:
+    now = timezone.now()
     form = QueueFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     keyword = filters.get("keyword")
@@ -40,12 +44,18 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         keyword_id=keyword.pk if keyword else None,
         order=filters.get("order", ""),
     )[:QUEUE_PAGE_SIZE]
-    now = timezone.now()
+    state = queue_state(mentions, now=now)
+    if request.htmx and request.GET.get("since") == state:
+        # What this browser shows is still what it would get: htmx swaps nothing on a 204.
+        return HttpResponse(status=204)
     rows = [(mention, priority_explained(mention, now=now)) for mention in mentions]
+    poll_params = request.GET.copy()
+    poll_params["since"] = state
+    context = {"rows": rows, "form": form, "poll_url": f"{request.path}?{poll_params.urlencode()}"}
     template = "responses/queue.html"
     if request.htmx and request.htmx.target == "queue-rows":
         template += "#queue-rows"
-    return render(request, template, {"rows": rows, "form": form})
+    return render(request, template, context)
 
 
 @require_POST
@@ -67,31 +77,44 @@ def _mention_or_404(mention_id: int) -> Mention:
 
 @role_required(AGENT)
 def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    # Opening the mention is activity: the holder's lease runs on from now.
-    claim_renew(mention_id=mention_id, agent=request.user)
     mention = _mention_or_404(mention_id)
+    # Opening the mention is activity: the holder's lease runs on from now, and colleagues
+    # who have it open see this person at once.
+    claim_renew(mention_id=mention_id, agent=request.user)
+    presence_beat(mention_id=mention_id, username=request.user.get_username(), state="viewing")
+    mention.refresh_from_db()
     return _render_mention(request, mention, ReplyForm(initial=_initial_reply(request, mention)))
 
 
-def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, str]:
-    return {"text": draft_for_mention(mention=mention, agent=request.user)}
+def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, object]:
+    return {
+        "text": draft_for_mention(mention=mention, agent=request.user),
+        "opened_at": timezone.now(),
+    }
 
 
 def _render_mention(
-    request: HtmxHttpRequest, mention: Mention, form: ReplyForm, status: int = 200
+    request: HtmxHttpRequest,
+    mention: Mention,
+    form: ReplyForm,
+    status: int = 200,
+    other_reply: Reply | None = None,
 ) -> HttpResponse:
     can_reply = (
-        mention.status == MentionStatus.NEW
+        mention.status in UNCLAIMED_STATUSES
         or mention.is_claim_expired
         or (mention.status == MentionStatus.CLAIMED and mention.claimed_by_id == request.user.pk)
     )
     context = {
         "mention": mention,
+        "mention_id": mention.pk,
         "form": form,
         "replies": mention_replies(mention=mention),
         "can_reply": can_reply,
         "priority": priority_explained(mention, now=timezone.now()),
         "assign_form": AssignForm() if has_role(request.user, SUPERVISOR) else None,
+        "other_reply": other_reply,
+        "others": presence_others(mention_id=mention.pk, username=request.user.get_username()),
     }
     return render(request, "responses/mention.html", context, status=status)
 
@@ -144,12 +167,19 @@ def mention_release_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespo
     return redirect("responses:queue")
 
 
+CLOSED_AS = {
+    MentionStatus.RESOLVED: "Resolved.",
+    MentionStatus.NO_REPLY_NEEDED: "Marked as needing no reply.",
+    MentionStatus.SPAM: "Marked as spam.",
+}
+
+
 @require_POST
 @role_required(AGENT)
-def mention_no_reply_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+def mention_close_view(request: HtmxHttpRequest, mention_id: int, outcome: str) -> HttpResponse:
     _mention_or_404(mention_id)
-    if mention_mark_no_reply_needed(mention_id=mention_id, agent=request.user):
-        messages.success(request, "Marked as needing no reply.")
+    if mention_close(mention_id=mention_id, agent=request.user, outcome=outcome):
+        messages.success(request, CLOSED_AS[outcome])
         return redirect("responses:queue")
     messages.warning(request, "Someone else holds this mention, or it is already closed.")
     return redirect("responses:mention", mention_id=mention_id)
@@ -163,12 +193,35 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     if not form.is_valid():
         return _render_mention(request, mention, form, status=400)
     try:
-        reply_submit(mention_id=mention.pk, agent=request.user, text=form.cleaned_data["text"])
+        reply_submit(
+            mention_id=mention.pk,
+            agent=request.user,
+            text=form.cleaned_data["text"],
+            opened_at=form.cleaned_data["opened_at"],
+        )
     except ReplyRefused as refusal:
         messages.error(request, str(refusal))
-        return _render_mention(request, _mention_or_404(mention_id), form, status=409)
+        return _render_mention(
+            request, _mention_or_404(mention_id), form, status=409, other_reply=refusal.other_reply
+        )
+    presence_leave(mention_id=mention.pk, username=request.user.get_username())
     messages.success(request, f"Your reply to @{mention.author.username} is on its way.")
     return redirect("responses:queue")
+
+
+@require_POST
+@role_required(AGENT)
+def mention_presence_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    """Heartbeat of an open mention page: record this person, show who else is here."""
+    _mention_or_404(mention_id)
+    username = request.user.get_username()
+    presence_beat(mention_id=mention_id, username=username, state=request.POST.get("state", ""))
+    if request.POST.get("state") == "drafting":
+        claim_renew(mention_id=mention_id, agent=request.user)
+    others = presence_others(mention_id=mention_id, username=username)
+    return render(
+        request, "responses/mention.html#presence", {"others": others, "mention_id": mention_id}
+    )
 
 
 @role_required(SUPERVISOR)

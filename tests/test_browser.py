@@ -104,3 +104,22 @@ def test_new_mentions_appear_in_an_open_queue_without_a_reload(
     call_command("poll", stdout=StringIO())
     expect(page.get_by_text("hello from a fresh customer")).to_be_visible(timeout=6000)
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+
+def test_two_agents_see_each_others_claims_within_three_seconds(
+    browser, live_server, x_sim, keyword, agent, other_agent
+):
+    first = x_sim.add_tweet(text="@NorthwindHelp first problem", author=customer("p_one"))
+    second = x_sim.add_tweet(text="@NorthwindHelp second problem", author=customer("p_two"))
+    call_command("poll", stdout=StringIO())
+    mine = Mention.objects.get(external_id=first["id"])
+    theirs = Mention.objects.get(external_id=second["id"])
+    alice = log_in(browser, live_server.url, "alice")
+    bob = log_in(browser, live_server.url, "bob")
+    expect(bob.locator(f"#mention-{mine.pk}")).to_contain_text("Claim")
+
+    alice.locator(f"#mention-{mine.pk}").get_by_role("button", name="Claim").click()
+    expect(bob.locator(f"#mention-{mine.pk}")).to_contain_text("Claimed by alice", timeout=3000)
+    bob.locator(f"#mention-{theirs.pk}").get_by_role("button", name="Claim").click()
+    expect(alice.locator(f"#mention-{theirs.pk}")).to_contain_text("Claimed by bob", timeout=3000)
+    expect(alice.locator(f"#mention-{mine.pk}")).to_contain_text("Claimed by you")

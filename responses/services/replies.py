@@ -4,6 +4,7 @@ that posts it at most once per row."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from listening.clients.base import PlatformClient, PlatformError, PlatformUnavailable
 from listening.clients.x import x_client_for_brand
-from listening.models import Mention, MentionStatus
+from listening.models import OPEN_STATUSES, Mention, MentionStatus
 from responses.models import Reply, ReplyStatus
 from responses.services.claims import lease_end
 
@@ -22,14 +23,26 @@ X_REPLY_MAX_LENGTH = 280
 
 
 class ReplyRefused(Exception):
-    """The reply cannot be sent as asked; the message is for the agent."""
+    """The reply cannot be sent as asked; the message is for the agent.
+
+    `other_reply` is the reply a colleague sent meanwhile, when that is the reason.
+    """
+
+    def __init__(self, message: str, *, other_reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.other_reply = other_reply
 
 
-def reply_submit(*, mention_id: int, agent: AbstractBaseUser, text: str) -> Reply:
+def reply_submit(
+    *, mention_id: int, agent: AbstractBaseUser, text: str, opened_at: datetime | None = None
+) -> Reply:
     """Queue `text` as the reply to a mention the agent holds (or that nobody holds).
 
-    The mention leaves the open queue at once (status "replying") and the send task is
-    enqueued only once this transaction commits. Raises ReplyRefused with the reason.
+    `opened_at` is when the agent opened the mention: if a colleague replied since, this
+    reply is refused and theirs is shown, so a customer never gets two answers because two
+    people were typing at once. The mention leaves the open queue at once (status
+    "replying") and the send task is enqueued only once this transaction commits. Raises
+    ReplyRefused with the reason.
     """
     # Imported here: tasks import this module.
     from responses.tasks import send_reply
@@ -45,13 +58,27 @@ def reply_submit(*, mention_id: int, agent: AbstractBaseUser, text: str) -> Repl
             .select_related("claimed_by")
             .get(pk=mention_id)
         )
+        if opened_at is not None:
+            answered_meanwhile = (
+                Reply.objects.filter(mention=mention, created_at__gt=opened_at)
+                .exclude(agent=agent)
+                .exclude(status=ReplyStatus.FAILED)
+                .select_related("agent")
+                .first()
+            )
+            if answered_meanwhile is not None:
+                raise ReplyRefused(
+                    f"{answered_meanwhile.agent.get_username()} replied after you opened this "
+                    "mention; your reply was not sent. Theirs is shown below.",
+                    other_reply=answered_meanwhile,
+                )
         someone_elses = mention.claimed_by_id != agent.pk and not mention.is_claim_expired
         if mention.status == MentionStatus.CLAIMED and someone_elses:
             raise ReplyRefused(
                 f"{mention.claimed_by.get_username()} has claimed this mention; "
                 "ask them or a supervisor before replying."
             )
-        if mention.status not in (MentionStatus.NEW, MentionStatus.CLAIMED):
+        if mention.status not in OPEN_STATUSES:
             raise ReplyRefused(f"This mention is already {mention.get_status_display().lower()}.")
         reply = Reply.objects.create(mention=mention, agent=agent, text=text)
         mention.status = MentionStatus.REPLYING

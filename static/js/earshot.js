@@ -12,7 +12,12 @@ function updateCounter(textarea) {
 }
 
 document.addEventListener("input", (event) => {
-  if (event.target.matches("textarea[data-counter]")) updateCounter(event.target);
+  if (event.target.matches("textarea[data-counter]")) {
+    updateCounter(event.target);
+    // Colleagues' mention pages show "writing a reply" from the next heartbeat on.
+    const state = document.getElementById("presence-state");
+    if (state) state.value = "drafting";
+  }
 });
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("textarea[data-counter]").forEach(updateCounter);

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
 
+from listening.models import Mention
 from listening.services.keywords import keyword_create
 from tests.factories import make_author, make_mention
 
@@ -81,7 +83,7 @@ def test_the_self_refreshing_part_returns_only_the_rows(client, agent, brand):
 
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="queue-rows"')
-    assert 'hx-trigger="every 3s"' in html
+    assert 'hx-trigger="every 2s"' in html
     assert mention.text in html
     assert "<html" not in html and "Mention queue" not in html
 
@@ -96,3 +98,19 @@ def test_platform_text_is_escaped(client, agent, brand):
     html = client.get(reverse("responses:queue")).content.decode()
     assert "<script>alert" not in html and "<img src=x" not in html and "<b>Mallory" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+
+
+def test_the_poll_gets_nothing_back_until_a_mention_changes(client, agent, brand):
+    mention = make_mention(brand=brand, text="@NorthwindHelp is anyone there")
+    client.force_login(agent)
+    rows = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "queue-rows"}
+    first = client.get(reverse("responses:queue"), **rows).content.decode()
+    poll_url = re.search(r'hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
+
+    unchanged = client.get(poll_url, **rows)
+    assert unchanged.status_code == 204 and unchanged.content == b""
+
+    Mention.objects.filter(pk=mention.pk).update(status="spam")
+    changed = client.get(poll_url, **rows)
+    assert changed.status_code == 200
+    assert "Nothing waiting" in changed.content.decode()
