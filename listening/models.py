@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import models
@@ -124,6 +125,44 @@ class Author(models.Model):
     @property
     def display_name(self) -> str:
         return self.name or f"@{self.username}"
+
+    @property
+    def profile_url(self) -> str:
+        return f"https://x.com/{quote(self.username)}"
+
+
+class AuthorTagKind(models.TextChoices):
+    VIP = "vip", "VIP"
+    ADVOCATE = "advocate", "Advocate"
+    AT_RISK = "at_risk", "At risk"
+
+
+class AuthorTag(models.Model):
+    """A label the team puts on a customer; an author has each tag at most once."""
+
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="tags")
+    tag = models.CharField(max_length=16, choices=AuthorTagKind.choices)
+    # Kept when the colleague's account goes: the tag outlives who added it.
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["author", "tag"], name="author_tag_once"),
+            models.CheckConstraint(
+                condition=Q(tag__in=AuthorTagKind.values), name="author_tag_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author}: {self.get_tag_display()}"
 
 
 class MentionStatus(models.TextChoices):

@@ -9,9 +9,19 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
 
-from listening.models import OPEN_STATUSES, Mention
+from listening.models import (
+    OPEN_STATUSES,
+    Author,
+    AuthorTag,
+    AuthorTagKind,
+    Mention,
+    SentimentLabel,
+)
+from listening.services.priority import ADVOCATE_FROM_POSITIVE
+from listening.services.storage import AUTHOR_HISTORY_WINDOW
 from responses.models import Reply, ReplyStatus
 
 QUEUE_PAGE_SIZE = 50
@@ -155,4 +165,237 @@ def response_report(*, since: datetime, until: datetime) -> ResponseReport:
     total = Mention.objects.filter(posted_at__gte=since, posted_at__lt=until).count()
     return ResponseReport(
         since=since, until=until, mentions=total, overall=overall, per_agent=per_agent
+    )
+
+
+# --- the customer panel and the conversation on the mention page -------------------------
+
+EARLIER_MENTIONS_SHOWN = 20
+# Negative mentions within the priority's history window that suggest "at risk".
+AT_RISK_FROM_NEGATIVE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PastMention:
+    """One of the customer's earlier mentions and how the brand answered it."""
+
+    mention: Mention
+    # The first reply that reached the platform; None means not answered.
+    first_reply: Reply | None
+
+    @property
+    def answered_in(self) -> str:
+        if self.first_reply is None:
+            return ""
+        return _duration(self.first_reply.posted_at - self.mention.posted_at)
+
+
+@dataclass(frozen=True, slots=True)
+class TagSuggestion:
+    tag: str
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerProfile:
+    author: Author
+    tags: list[AuthorTag]
+    earlier: list[PastMention]
+    earlier_total: int
+    suggestions: list[TagSuggestion]
+
+    @property
+    def earlier_not_shown(self) -> int:
+        return self.earlier_total - len(self.earlier)
+
+    @property
+    def tags_to_add(self) -> list[tuple[str, str]]:
+        """(value, label) of the tags the customer does not have yet, in the choices' order."""
+        present = {tag.tag for tag in self.tags}
+        return [(value, label) for value, label in AuthorTagKind.choices if value not in present]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _tag_suggestions(
+    *, present: set[str], positive: int, negative_recent: int
+) -> list[TagSuggestion]:
+    suggestions = []
+    if AuthorTagKind.ADVOCATE not in present and positive >= ADVOCATE_FROM_POSITIVE:
+        suggestions.append(
+            TagSuggestion(
+                tag=AuthorTagKind.ADVOCATE,
+                label=AuthorTagKind.ADVOCATE.label,
+                reason=_plural(positive, "positive mention"),
+            )
+        )
+    if AuthorTagKind.AT_RISK not in present and negative_recent >= AT_RISK_FROM_NEGATIVE:
+        days = AUTHOR_HISTORY_WINDOW.days
+        suggestions.append(
+            TagSuggestion(
+                tag=AuthorTagKind.AT_RISK,
+                label=AuthorTagKind.AT_RISK.label,
+                reason=f"{_plural(negative_recent, 'negative mention')} in the last {days} days",
+            )
+        )
+    return suggestions
+
+
+def customer_profile(
+    *, author: Author, before: Mention | None = None, now: datetime | None = None
+) -> CustomerProfile:
+    """Who the customer is to the brand: tags, suggested tags, and their earlier mentions.
+
+    "Earlier" means posted before `before` (the mention being read), newest first, the first
+    EARLIER_MENTIONS_SHOWN of them. Suggestions count all of the author's stored mentions,
+    `before` included. Four queries however long the history: counts, the page of mentions,
+    their first sent replies, the tags.
+    """
+    now = now or timezone.now()
+    mentions = Mention.objects.filter(author=author)
+    is_earlier = Q(pk__isnull=False)
+    if before is not None:
+        is_earlier = Q(posted_at__lt=before.posted_at) | Q(
+            posted_at=before.posted_at, pk__lt=before.pk
+        )
+    counts = mentions.aggregate(
+        earlier=Count("pk", filter=is_earlier),
+        positive=Count("pk", filter=Q(sentiment_label=SentimentLabel.POSITIVE)),
+        negative_recent=Count(
+            "pk",
+            filter=Q(
+                sentiment_label=SentimentLabel.NEGATIVE,
+                posted_at__gte=now - AUTHOR_HISTORY_WINDOW,
+            ),
+        ),
+    )
+    first_sent = (
+        Reply.objects.filter(status=ReplyStatus.SENT)
+        .select_related("agent")
+        .order_by("mention_id", "posted_at", "id")
+        .distinct("mention_id")
+    )
+    page = list(
+        mentions.filter(is_earlier)
+        .select_related("brand")
+        .prefetch_related(Prefetch("replies", queryset=first_sent, to_attr="first_sent"))
+        .order_by("-posted_at", "-id")[:EARLIER_MENTIONS_SHOWN]
+    )
+    tags = list(AuthorTag.objects.filter(author=author).select_related("added_by"))
+    return CustomerProfile(
+        author=author,
+        tags=tags,
+        earlier=[PastMention(mention=m, first_reply=next(iter(m.first_sent), None)) for m in page],
+        earlier_total=counts["earlier"],
+        suggestions=_tag_suggestions(
+            present={tag.tag for tag in tags},
+            positive=counts["positive"],
+            negative_recent=counts["negative_recent"],
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadItem:
+    """A post in the conversation: a customer's mention, or one of the brand's replies."""
+
+    at: datetime
+    mention: Mention | None = None
+    reply: Reply | None = None
+    is_current: bool = False
+    # The stored post this mention answers (its referenced replied_to), when Earshot has it.
+    in_reply_to: Mention | Reply | None = None
+
+    @property
+    def in_reply_to_who(self) -> str:
+        """Whose post this mention answers: "@handle", or the brand for one of our replies."""
+        parent = self.in_reply_to
+        if isinstance(parent, Reply):
+            return parent.mention.brand.name
+        return f"@{parent.author.username}" if parent else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationThread:
+    items: list[ThreadItem]
+    # The conversation goes on beyond what is shown, before and after.
+    older_not_shown: bool
+    newer_not_shown: bool
+
+
+# Stored posts of the conversation shown on each side of the current mention.
+THREAD_SIDE_LIMIT = 25
+
+
+def _replied_to(mention: Mention) -> str:
+    return next(
+        (ref.get("id", "") for ref in mention.referenced_posts if ref.get("type") == "replied_to"),
+        "",
+    )
+
+
+def conversation_thread(*, mention: Mention) -> ConversationThread:
+    """The conversation around `mention` as far as Earshot stored it, in time order.
+
+    The other mentions with the same conversation id (up to THREAD_SIDE_LIMIT on each side of
+    this one) and the brand's sent replies to any of them. A mention without a conversation id
+    is a thread of its own. Read-only; at most five queries.
+    """
+    posts = Mention.objects.select_related("author")
+    if mention.conversation_id:
+        posts = posts.filter(platform=mention.platform, conversation_id=mention.conversation_id)
+    else:
+        posts = posts.filter(pk=mention.pk)
+    up_to_here = Q(posted_at__lt=mention.posted_at) | Q(
+        posted_at=mention.posted_at, pk__lte=mention.pk
+    )
+    # One more than is shown on each side, to learn whether the conversation goes on.
+    older = list(posts.filter(up_to_here).order_by("-posted_at", "-id")[: THREAD_SIDE_LIMIT + 2])
+    newer = list(posts.exclude(up_to_here).order_by("posted_at", "id")[: THREAD_SIDE_LIMIT + 1])
+    shown = [*reversed(older[: THREAD_SIDE_LIMIT + 1]), *newer[:THREAD_SIDE_LIMIT]]
+    replies = list(
+        Reply.objects.filter(mention__in=shown, status=ReplyStatus.SENT).select_related(
+            "agent", "mention__brand"
+        )
+    )
+    by_external_id: dict[str, Mention | Reply] = {p.external_id: p for p in shown}
+    by_external_id.update({r.external_id: r for r in replies})
+    parents = {_replied_to(p) for p in shown} - {""} - set(by_external_id)
+    if parents:
+        # Replies to posts outside what is shown (or outside the conversation id we know).
+        by_external_id.update(
+            {
+                p.external_id: p
+                for p in Mention.objects.filter(
+                    platform=mention.platform, external_id__in=parents
+                ).select_related("author")
+            }
+        )
+        by_external_id.update(
+            {
+                r.external_id: r
+                for r in Reply.objects.filter(
+                    mention__platform=mention.platform, external_id__in=parents
+                ).select_related("agent", "mention__brand")
+            }
+        )
+    items = [
+        ThreadItem(
+            at=post.posted_at,
+            mention=post,
+            is_current=post.pk == mention.pk,
+            in_reply_to=by_external_id.get(_replied_to(post)),
+        )
+        for post in shown
+    ]
+    items += [ThreadItem(at=reply.posted_at, reply=reply) for reply in replies]
+    # A customer's post and our reply in the same second: the post came first.
+    items.sort(key=lambda item: (item.at, item.reply is not None, (item.mention or item.reply).pk))
+    return ConversationThread(
+        items=items,
+        older_not_shown=len(older) > THREAD_SIDE_LIMIT + 1,  # the mention itself is one
+        newer_not_shown=len(newer) > THREAD_SIDE_LIMIT,
     )

@@ -31,5 +31,15 @@ urlpatterns = [
         name="resolve",
     ),
     path("mentions/<int:mention_id>/reply/", views.reply_send_view, name="reply"),
+    path(
+        "mentions/<int:mention_id>/customer/tags/<str:tag>/add/",
+        views.customer_tag_add_view,
+        name="customer-tag-add",
+    ),
+    path(
+        "mentions/<int:mention_id>/customer/tags/<str:tag>/remove/",
+        views.customer_tag_remove_view,
+        name="customer-tag-remove",
+    ),
     path("report/", views.report, name="report"),
 ]

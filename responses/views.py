@@ -1,19 +1,22 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.http import HtmxHttpRequest
 from config.roles import AGENT, SUPERVISOR, has_role, role_required
-from listening.models import UNCLAIMED_STATUSES, Mention, MentionStatus
+from listening.models import UNCLAIMED_STATUSES, AuthorTagKind, Mention, MentionStatus
 from responses.forms import AssignForm, QueueFilterForm, ReplyForm, ReportPeriodForm
 from responses.models import Reply
 from responses.presence import presence_beat, presence_leave, presence_others
 from responses.selectors import (
     QUEUE_PAGE_SIZE,
+    conversation_thread,
+    customer_profile,
     mention_replies,
     priority_explained,
     queue_mentions,
@@ -28,6 +31,7 @@ from responses.services.claims import (
     mention_close,
     mention_release,
 )
+from responses.services.customers import author_tag_add, author_tag_remove
 from responses.services.drafts import draft_for_mention
 from responses.services.replies import ReplyRefused, reply_submit
 
@@ -115,6 +119,8 @@ def _render_mention(
         "assign_form": AssignForm() if has_role(request.user, SUPERVISOR) else None,
         "other_reply": other_reply,
         "others": presence_others(mention_id=mention.pk, username=request.user.get_username()),
+        "customer": customer_profile(author=mention.author, before=mention),
+        "thread": conversation_thread(mention=mention),
     }
     return render(request, "responses/mention.html", context, status=status)
 
@@ -232,3 +238,41 @@ def report(request: HtmxHttpRequest) -> HttpResponse:
         since, until = form.period()
         result = response_report(since=since, until=until)
     return render(request, "responses/report.html", {"form": form, "report": result})
+
+
+def _customer_panel(request: HtmxHttpRequest, mention: Mention) -> HttpResponse:
+    """The customer panel alone for htmx to swap in; without JavaScript, back to the page."""
+    if request.htmx:
+        customer = customer_profile(author=mention.author, before=mention)
+        return render(
+            request, "responses/_customer.html", {"mention": mention, "customer": customer}
+        )
+    return redirect(reverse("responses:mention", args=[mention.pk]) + "#customer")
+
+
+def _tag_or_404(tag: str) -> AuthorTagKind:
+    if tag not in AuthorTagKind.values:
+        raise Http404("No such customer tag.")
+    return AuthorTagKind(tag)
+
+
+@require_POST
+@role_required(AGENT)
+def customer_tag_add_view(request: HtmxHttpRequest, mention_id: int, tag: str) -> HttpResponse:
+    mention = _mention_or_404(mention_id)
+    kind = _tag_or_404(tag)
+    added = author_tag_add(author=mention.author, tag=kind, by=request.user)
+    if added and not request.htmx:
+        messages.success(request, f"@{mention.author.username} is tagged {kind.label}.")
+    return _customer_panel(request, mention)
+
+
+@require_POST
+@role_required(AGENT)
+def customer_tag_remove_view(request: HtmxHttpRequest, mention_id: int, tag: str) -> HttpResponse:
+    mention = _mention_or_404(mention_id)
+    kind = _tag_or_404(tag)
+    removed = author_tag_remove(author=mention.author, tag=kind)
+    if removed and not request.htmx:
+        messages.info(request, f"@{mention.author.username} is no longer tagged {kind.label}.")
+    return _customer_panel(request, mention)
