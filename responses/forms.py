@@ -7,8 +7,18 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from config.roles import ROLES
-from listening.models import MentionStatus, SentimentLabel, TrackedKeyword
+from listening.models import Mention, MentionStatus, SentimentLabel, TrackedKeyword
 from responses.services.replies import X_REPLY_MAX_LENGTH
+
+
+def team_members():
+    """Everyone with a role, who can be given a mention."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=ROLES)
+        .distinct()
+        .order_by("username")
+    )
 
 
 class QueueFilterForm(forms.Form):
@@ -28,17 +38,59 @@ class QueueFilterForm(forms.Form):
         label="Sort",
         choices=[("", "Most urgent first"), ("newest", "Newest first"), ("oldest", "Oldest first")],
     )
+    unclaimed = forms.BooleanField(required=False, label="Unclaimed only")
+    min_followers = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Followers at least",
+        widget=forms.NumberInput(attrs={"step": 1000, "class": "narrow"}),
+    )
+
+    # The parameters a saved view keeps: the filters, never paging or poll state.
+    SAVED_FIELDS = ("status", "sentiment", "keyword", "order", "unclaimed", "min_followers")
+
+    def saved_filters(self) -> dict[str, str]:
+        """The non-empty filters as query parameters, for a saved view."""
+        return {
+            name: str(self.data[name])
+            for name in self.SAVED_FIELDS
+            if self.data.get(name) not in (None, "")
+        }
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(
+        max_length=60,
+        label="Save these filters as",
+        error_messages={"required": "Give the view a name, e.g. “Angry with reach”."},
+    )
+
+
+BULK_ACTIONS = [
+    ("resolve", "Resolve"),
+    ("ignore", "No reply needed"),
+    ("spam", "Spam"),
+    ("assign", "Assign"),
+]
+
+
+class BulkActionForm(forms.Form):
+    mentions = forms.ModelMultipleChoiceField(
+        queryset=Mention.objects.all(),
+        error_messages={"required": "Select at least one mention first (x on a row)."},
+    )
+    action = forms.ChoiceField(choices=BULK_ACTIONS)
+    assignee = forms.ModelChoiceField(queryset=team_members(), required=False)
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean()
+        if cleaned.get("action") == "assign" and not cleaned.get("assignee"):
+            raise forms.ValidationError("Choose who to assign the selected mentions to.")
+        return cleaned
 
 
 class AssignForm(forms.Form):
-    assignee = forms.ModelChoiceField(
-        queryset=get_user_model()
-        .objects.filter(is_active=True, groups__name__in=ROLES)
-        .distinct()
-        .order_by("username"),
-        label="Assign to",
-        empty_label=None,
-    )
+    assignee = forms.ModelChoiceField(queryset=team_members(), label="Assign to", empty_label=None)
 
 
 class ReplyForm(forms.Form):

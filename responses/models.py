@@ -60,3 +60,24 @@ class Reply(models.Model):
     @property
     def is_sent(self) -> bool:
         return self.status == ReplyStatus.SENT
+
+
+class SavedView(models.Model):
+    """A named set of queue filters, e.g. "negative, unclaimed, over 10k followers"."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views"
+    )
+    name = models.CharField(max_length=60)
+    # The queue's filter parameters, as its form reads them.
+    filters = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="saved_view_name_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from listening.models import (
     OPEN_STATUSES,
+    UNCLAIMED_STATUSES,
     Author,
     AuthorTag,
     AuthorTagKind,
@@ -33,11 +34,17 @@ QUEUE_ORDERS = {
 
 
 def queue_mentions(
-    *, status: str = "", sentiment: str = "", keyword_id: int | None = None, order: str = ""
+    *,
+    status: str = "",
+    sentiment: str = "",
+    keyword_id: int | None = None,
+    order: str = "",
+    unclaimed_only: bool = False,
+    min_followers: int | None = None,
 ) -> QuerySet[Mention]:
     """The triage queue, most urgent first unless `order` says newest or oldest.
 
-    No status filter means the open ones (new, claimed).
+    No status filter means the open ones (new, reopened, claimed).
     """
     mentions = Mention.objects.select_related("author", "keyword", "claimed_by", "brand")
     mentions = (
@@ -47,6 +54,10 @@ def queue_mentions(
         mentions = mentions.filter(sentiment_label=sentiment)
     if keyword_id:
         mentions = mentions.filter(keyword_id=keyword_id)
+    if unclaimed_only:
+        mentions = mentions.filter(status__in=UNCLAIMED_STATUSES)
+    if min_followers:
+        mentions = mentions.filter(author__followers_count__gte=min_followers)
     return mentions.order_by(*QUEUE_ORDERS.get(order, QUEUE_ORDERS["priority"]))
 
 

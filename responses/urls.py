@@ -1,12 +1,19 @@
 from django.urls import path
 
 from listening.models import MentionStatus
-from responses import views
+from responses import queue_views, views
 
 app_name = "responses"
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
     path("queue/claim-next/", views.claim_next_view, name="claim-next"),
+    path("queue/bulk/", queue_views.bulk_action_view, name="bulk"),
+    path("queue/views/", queue_views.saved_view_create_view, name="saved-view-create"),
+    path(
+        "queue/views/<int:view_id>/delete/",
+        queue_views.saved_view_delete_view,
+        name="saved-view-delete",
+    ),
     path("mentions/<int:mention_id>/", views.mention_detail, name="mention"),
     path("mentions/<int:mention_id>/claim/", views.mention_claim_view, name="claim"),
     path("mentions/<int:mention_id>/release/", views.mention_release_view, name="release"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,8 +12,15 @@ from django.views.decorators.http import require_POST
 from config.http import HtmxHttpRequest
 from config.roles import AGENT, SUPERVISOR, has_role, role_required
 from listening.models import UNCLAIMED_STATUSES, AuthorTagKind, Mention, MentionStatus
-from responses.forms import AssignForm, QueueFilterForm, ReplyForm, ReportPeriodForm
-from responses.models import Reply
+from responses.forms import (
+    AssignForm,
+    BulkActionForm,
+    QueueFilterForm,
+    ReplyForm,
+    ReportPeriodForm,
+    SavedViewForm,
+)
+from responses.models import Reply, SavedView
 from responses.presence import presence_beat, presence_leave, presence_others
 from responses.selectors import (
     QUEUE_PAGE_SIZE,
@@ -47,6 +56,8 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         sentiment=filters.get("sentiment", ""),
         keyword_id=keyword.pk if keyword else None,
         order=filters.get("order", ""),
+        unclaimed_only=filters.get("unclaimed", False),
+        min_followers=filters.get("min_followers"),
     )[:QUEUE_PAGE_SIZE]
     state = queue_state(mentions, now=now)
     if request.htmx and request.GET.get("since") == state:
@@ -55,7 +66,16 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     rows = [(mention, priority_explained(mention, now=now)) for mention in mentions]
     poll_params = request.GET.copy()
     poll_params["since"] = state
-    context = {"rows": rows, "form": form, "poll_url": f"{request.path}?{poll_params.urlencode()}"}
+    context = {
+        "rows": rows,
+        "form": form,
+        "poll_url": f"{request.path}?{poll_params.urlencode()}",
+        "filters_query": urlencode(form.saved_filters()),
+        "saved_views": SavedView.objects.filter(owner=request.user),
+        "saved_view_form": SavedViewForm(),
+        "bulk_form": BulkActionForm(),
+        "can_assign": has_role(request.user, SUPERVISOR),
+    }
     template = "responses/queue.html"
     if request.htmx and request.htmx.target == "queue-rows":
         template += "#queue-rows"

@@ -47,6 +47,8 @@ def log_in(browser: Browser, base_url: str, username: str) -> Page:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/queue/")
+    page.wait_for_load_state()
     return page
 
 
@@ -123,3 +125,32 @@ def test_two_agents_see_each_others_claims_within_three_seconds(
     bob.locator(f"#mention-{theirs.pk}").get_by_role("button", name="Claim").click()
     expect(alice.locator(f"#mention-{theirs.pk}")).to_contain_text("Claimed by bob", timeout=3000)
     expect(alice.locator(f"#mention-{mine.pk}")).to_contain_text("Claimed by you")
+
+
+def test_the_queue_works_from_the_keyboard(browser, live_server, keyword, agent):
+    now = datetime.now(UTC)
+    from tests.factories import make_mention
+
+    older = make_mention(
+        brand=keyword.brand, text="first in line", posted_at=now - timedelta(hours=2)
+    )
+    newer = make_mention(
+        brand=keyword.brand, text="second in line", posted_at=now - timedelta(hours=1)
+    )
+    page = log_in(browser, live_server.url, "alice")
+
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog")).to_contain_text("next / previous mention")
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    expect(page.locator(f"#mention-{older.pk}")).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("j")
+    expect(page.locator(f"#mention-{newer.pk}")).to_have_class(re.compile(r"\bcurrent\b"))
+    page.keyboard.press("c")
+    expect(page.locator(f"#mention-{newer.pk}")).to_contain_text("Claimed by you")
+    page.keyboard.press("x")
+    page.keyboard.press("k")
+    page.keyboard.press("x")
+    page.get_by_role("button", name="No reply needed").click()
+    expect(page.get_by_role("status")).to_contain_text("2 mentions no reply needed.")
+    assert set(Mention.objects.values_list("status", flat=True)) == {"no_reply_needed"}

@@ -151,3 +151,13 @@ def mention_close(*, mention_id: int, agent: AbstractBaseUser, outcome: str) -> 
         )
         == 1
     )
+
+
+def mentions_close_many(*, mention_ids: list[int], agent: AbstractBaseUser, outcome: str) -> int:
+    """Close each mention as `mention_close` would; how many this call closed."""
+    return sum(mention_close(mention_id=pk, agent=agent, outcome=outcome) for pk in mention_ids)
+
+
+def mentions_assign_many(*, mention_ids: list[int], assignee: AbstractBaseUser) -> int:
+    """Assign each open mention to `assignee`; how many were assigned."""
+    return sum(mention_assign(mention_id=pk, assignee=assignee) for pk in mention_ids)

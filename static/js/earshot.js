@@ -22,3 +22,73 @@ document.addEventListener("input", (event) => {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("textarea[data-counter]").forEach(updateCounter);
 });
+
+// Keyboard flow for the queue and the mention page (press ? for the list).
+const rows = () => Array.from(document.querySelectorAll(".mention-row"));
+let currentMention = null; // survives the queue's refreshes: rows are found again by id
+
+function focusRow(row) {
+  if (!row) return;
+  rows().forEach((r) => r.classList.remove("current"));
+  row.classList.add("current");
+  row.focus({ preventScroll: true });
+  row.scrollIntoView({ block: "nearest" });
+  currentMention = row.id;
+}
+
+function moveFocus(step) {
+  const all = rows();
+  if (!all.length) return;
+  const index = all.findIndex((row) => row.id === currentMention);
+  const next = index === -1 ? 0 : Math.min(Math.max(index + step, 0), all.length - 1);
+  focusRow(all[next]);
+}
+
+const currentRow = () => (currentMention ? document.getElementById(currentMention) : null);
+
+function typingInField(event) {
+  const target = event.target;
+  return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
+}
+
+const shortcuts = {
+  j: () => moveFocus(1),
+  k: () => moveFocus(-1),
+  c: () => currentRow()?.querySelector("form[action$='/claim/'] button")?.click(),
+  n: () => document.getElementById("claim-next")?.click(),
+  r: () => openCurrent(),
+  Enter: () => openCurrent(),
+  x: () => currentRow()?.querySelector("input[type=checkbox]")?.click(),
+  e: () => document.querySelector("form[action$='/resolve/'] button")?.click(),
+  "?": () => document.getElementById("shortcuts")?.showModal(),
+};
+
+function openCurrent() {
+  const row = currentRow();
+  if (row) {
+    window.location.href = row.dataset.url;
+    return;
+  }
+  // On a mention page, "r" goes to the reply box.
+  document.querySelector("textarea[data-counter]")?.focus();
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || typingInField(event)) return;
+  const action = shortcuts[event.key];
+  if (!action) return;
+  event.preventDefault();
+  action();
+});
+
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-shortcuts-open]")) {
+    document.getElementById("shortcuts")?.showModal();
+  }
+});
+
+// After the queue refreshes, keep the agent's place.
+document.addEventListener("htmx:afterSwap", () => {
+  const row = currentRow();
+  if (row) row.classList.add("current");
+});
