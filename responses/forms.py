@@ -23,7 +23,7 @@ def team_members():
 
 class QueueFilterForm(forms.Form):
     status = forms.ChoiceField(
-        required=False, choices=[("", "Open (new + claimed)"), *MentionStatus.choices]
+        required=False, choices=[("", "Open"), *MentionStatus.choices]
     )
     sentiment = forms.ChoiceField(
         required=False, choices=[("", "Any sentiment"), *SentimentLabel.choices]

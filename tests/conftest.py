@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from config.celery import app as celery_app
 from config.roles import ADMIN, AGENT, SUPERVISOR
@@ -214,3 +215,38 @@ def wait_until(condition, timeout: float = 15, interval: float = 0.1):
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+# --- a real browser ------------------------------------------------------------------------
+
+# Debian's Chromium (installed by `make test`); elsewhere Playwright's own, if installed.
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        executable = CHROMIUM if Path(CHROMIUM).exists() else None
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def log_in(browser: Browser, base_url: str, username: str) -> Page:
+    page = browser.new_context(base_url=base_url).new_page()
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/queue/")
+    page.wait_for_load_state()
+    return page
