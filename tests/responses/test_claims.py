@@ -17,9 +17,9 @@ from tests.factories import make_mention
 
 
 @pytest.mark.django_db(transaction=True)
-def test_agents_claiming_at_once_get_exactly_one_winner(brand):
+def test_twenty_agents_claiming_at_once_get_exactly_one_winner(brand):
     mention = make_mention(brand=brand, text="@NorthwindHelp help!")
-    agents = [_user(f"racer{n}", "agent") for n in range(12)]
+    agents = [_user(f"racer{n}", "agent") for n in range(20)]
     barrier = threading.Barrier(len(agents))
     results = {}
 
@@ -37,7 +37,7 @@ def test_agents_claiming_at_once_get_exactly_one_winner(brand):
         t.join()
 
     winners = [name for name, result in results.items() if result.won]
-    assert len(results) == 12 and len(winners) == 1
+    assert len(results) == 20 and len(winners) == 1
     mention.refresh_from_db()
     assert mention.claimed_by.username == winners[0] and mention.status == "claimed"
     assert {r.holder_name for r in results.values()} == {winners[0]}
