@@ -184,6 +184,8 @@ CLAIM_LEASE_MINUTES = envint("CLAIM_LEASE_MINUTES", "15")
 # First-response targets shown beside each mention's waiting time.
 SLA_NEGATIVE_MINUTES = envint("SLA_NEGATIVE_MINUTES", "30")
 SLA_DEFAULT_MINUTES = envint("SLA_DEFAULT_MINUTES", "240")
+# Seconds a sent reply waits before it leaves, so the agent can still undo it.
+REPLY_UNDO_SECONDS = envint("REPLY_UNDO_SECONDS", "10")
 
 LOGGING = {
     "version": 1,

@@ -22,9 +22,7 @@ def team_members():
 
 
 class QueueFilterForm(forms.Form):
-    status = forms.ChoiceField(
-        required=False, choices=[("", "Open"), *MentionStatus.choices]
-    )
+    status = forms.ChoiceField(required=False, choices=[("", "Open"), *MentionStatus.choices])
     sentiment = forms.ChoiceField(
         required=False, choices=[("", "Any sentiment"), *SentimentLabel.choices]
     )

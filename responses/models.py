@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from listening.models import Mention
 
@@ -14,6 +15,7 @@ class ReplyStatus(models.TextChoices):
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    UNDONE = "undone", "Undone"
 
 
 class Reply(models.Model):
@@ -29,6 +31,10 @@ class Reply(models.Model):
     posted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the platform published the reply"
     )
+    # Nothing leaves before this moment: until then the agent can undo.
+    send_after = models.DateTimeField(null=True, blank=True)
+    # A send's answer never came: X may have it. Look there before posting again.
+    outcome_unknown = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -60,6 +66,14 @@ class Reply(models.Model):
     @property
     def is_sent(self) -> bool:
         return self.status == ReplyStatus.SENT
+
+    @property
+    def can_undo(self) -> bool:
+        return (
+            self.status == ReplyStatus.QUEUED
+            and self.send_after is not None
+            and self.send_after > timezone.now()
+        )
 
 
 class SavedView(models.Model):

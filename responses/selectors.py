@@ -96,6 +96,29 @@ def priority_explained(mention: Mention, *, now: datetime) -> str:
     return " · ".join([*mention.priority_reasons, waiting_reason(mention, now=now)])
 
 
+def undoable_replies(*, agent, now: datetime) -> QuerySet[Reply]:
+    """The agent's replies still inside their undo window."""
+    return (
+        Reply.objects.filter(agent=agent, status=ReplyStatus.QUEUED, send_after__gt=now)
+        .select_related("mention__author")
+        .order_by("send_after")
+    )
+
+
+def undone_reply_text(*, mention: Mention, agent, reply_id: str) -> str:
+    """The text of a reply this agent just undid on this mention, to edit and send again."""
+    if not reply_id.isdigit():
+        return ""
+    return (
+        Reply.objects.filter(
+            pk=int(reply_id), mention=mention, agent=agent, status=ReplyStatus.UNDONE
+        )
+        .values_list("text", flat=True)
+        .first()
+        or ""
+    )
+
+
 def mention_replies(*, mention: Mention) -> QuerySet[Reply]:
     return Reply.objects.filter(mention=mention).select_related("agent").order_by("created_at")
 

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from listening.clients.base import PlatformUnavailable
 from responses.services.claims import claims_release_expired
-from responses.services.replies import reply_post
+from responses.services.replies import reply_post, reply_wait
 
 
 @shared_task
@@ -24,4 +24,9 @@ def release_expired_claims() -> int:
 )
 def send_reply(self, reply_id: int) -> None:
     """Post one reply. A second delivery finds the reply no longer queued and does nothing."""
+    wait = reply_wait(reply_id=reply_id)
+    if wait:
+        # Delivered before its undo window closed (clocks differ): come back when it has.
+        send_reply.apply_async((reply_id,), countdown=wait.total_seconds())
+        return
     reply_post(reply_id=reply_id, give_up_on_transient=self.request.retries >= self.max_retries)

@@ -48,5 +48,6 @@ urlpatterns = [
         views.customer_tag_remove_view,
         name="customer-tag-remove",
     ),
+    path("replies/<int:reply_id>/undo/", views.reply_undo_view, name="undo"),
     path("report/", views.report, name="report"),
 ]

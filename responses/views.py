@@ -31,6 +31,8 @@ from responses.selectors import (
     queue_mentions,
     queue_state,
     response_report,
+    undoable_replies,
+    undone_reply_text,
 )
 from responses.services.claims import (
     claim_renew,
@@ -42,7 +44,7 @@ from responses.services.claims import (
 )
 from responses.services.customers import author_tag_add, author_tag_remove
 from responses.services.drafts import draft_for_mention
-from responses.services.replies import ReplyRefused, reply_submit
+from responses.services.replies import ReplyRefused, reply_submit, reply_undo
 
 
 @role_required(AGENT)
@@ -75,6 +77,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "saved_view_form": SavedViewForm(),
         "bulk_form": BulkActionForm(),
         "can_assign": has_role(request.user, SUPERVISOR),
+        "undoable": undoable_replies(agent=request.user, now=now),
     }
     template = "responses/queue.html"
     if request.htmx and request.htmx.target == "queue-rows":
@@ -111,8 +114,11 @@ def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
 
 
 def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, object]:
+    undone = undone_reply_text(
+        mention=mention, agent=request.user, reply_id=request.GET.get("undone", "")
+    )
     return {
-        "text": draft_for_mention(mention=mention, agent=request.user),
+        "text": undone or draft_for_mention(mention=mention, agent=request.user),
         "opened_at": timezone.now(),
     }
 
@@ -248,6 +254,17 @@ def mention_presence_view(request: HtmxHttpRequest, mention_id: int) -> HttpResp
     return render(
         request, "responses/mention.html#presence", {"others": others, "mention_id": mention_id}
     )
+
+
+@require_POST
+@role_required(AGENT)
+def reply_undo_view(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
+    reply = reply_undo(reply_id=reply_id, agent=request.user)
+    if reply is None:
+        messages.warning(request, "Too late to undo: the reply has left.")
+        return redirect("responses:queue")
+    messages.info(request, "Reply undone: it is back in the reply box.")
+    return redirect(f"{reverse('responses:mention', args=[reply.mention_id])}?undone={reply.pk}")
 
 
 @role_required(SUPERVISOR)

@@ -118,6 +118,8 @@ def x_sim(x_simulator_server: XApiSimulator, settings) -> Iterator[XApiSimulator
     settings.X_CONSUMER_SECRET = "test-consumer-secret"
     settings.X_ACCESS_TOKEN = SIM_ACCESS_TOKEN
     settings.X_ACCESS_TOKEN_SECRET = "test-access-secret"
+    # A short undo window keeps end-to-end sends quick; tests of the window set their own.
+    settings.REPLY_UNDO_SECONDS = 1
     limits = (x_simulator_server.rate_limit, x_simulator_server.max_age)
     yield x_simulator_server
     # Tests may tighten the budget or widen the window: the next test gets X's defaults.
@@ -168,6 +170,7 @@ def celery_worker_process(
         "X_ACCESS_TOKEN": SIM_ACCESS_TOKEN,
         "X_ACCESS_TOKEN_SECRET": "test-access-secret",
         "EARSHOT_DEVELOPMENT": "1",
+        "REPLY_UNDO_SECONDS": "1",
     }
     (REPO_ROOT / "var").mkdir(exist_ok=True)
     log = open(REPO_ROOT / "var" / "test-celery-worker.log", "w")  # noqa: SIM115

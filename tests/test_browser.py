@@ -46,7 +46,8 @@ def test_an_agent_answers_a_mention_and_the_supervisor_sees_the_response_time(
     expect(page.locator("#reply-count")).to_have_text(str(len(drafted) + 2))
     page.get_by_role("button", name="Send reply").click()
 
-    expect(page.get_by_role("status")).to_contain_text("Your reply to @teo_v is on its way.")
+    expect(page.locator(".messages")).to_contain_text("Your reply to @teo_v is on its way.")
+    expect(page.locator(".notice.undo")).to_contain_text("Your reply to @teo_v leaves at")
     expect(page.locator(f"#mention-{mention.pk}")).to_have_count(0)
     post = wait_until(lambda: x_sim.received_posts and x_sim.received_posts[0])
     assert post["in_reply_to_tweet_id"] == tweet["id"]
@@ -117,5 +118,5 @@ def test_the_queue_works_from_the_keyboard(browser, live_server, keyword, agent)
     page.keyboard.press("k")
     page.keyboard.press("x")
     page.get_by_role("button", name="No reply needed").click()
-    expect(page.get_by_role("status")).to_contain_text("2 mentions no reply needed.")
+    expect(page.locator(".messages")).to_contain_text("2 mentions no reply needed.")
     assert set(Mention.objects.values_list("status", flat=True)) == {"no_reply_needed"}

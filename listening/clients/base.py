@@ -89,9 +89,18 @@ class PlatformUnavailable(PlatformError):
     """A transient failure (5xx, timeout, broken body): the same call may work later."""
 
 
+class PlatformOutcomeUnknown(PlatformUnavailable):
+    """A write whose answer never came (a read timeout, a 5xx): the platform may have
+    accepted it. Before trying again, look for it on the platform."""
+
+
 class PlatformClient(Protocol):
     def search_page(
         self, *, query: str, since_id: str | None, next_token: str | None
     ) -> SearchPage: ...
 
     def post_reply(self, *, text: str, in_reply_to_id: str) -> PostedReply: ...
+
+    def find_reply(
+        self, *, author_username: str, text: str, in_reply_to_id: str
+    ) -> PostedReply | None: ...

@@ -19,6 +19,7 @@ from listening.clients.base import (
     FetchedAuthor,
     FetchedPost,
     PlatformError,
+    PlatformOutcomeUnknown,
     PlatformUnavailable,
     PostedReply,
     RateLimit,
@@ -233,7 +234,7 @@ class XClient:
         return page
 
     def post_reply(self, *, text: str, in_reply_to_id: str) -> PostedReply:
-        with _translated_errors("reply"):
+        with _translated_errors("reply", write=True):
             response = self._client.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to_id)
             try:
                 data = response.json()["data"]
@@ -246,14 +247,65 @@ class XClient:
             external_id=post_id, text=str(data.get("text", text)), posted_at=snowflake_time(post_id)
         )
 
+    def find_reply(
+        self, *, author_username: str, text: str, in_reply_to_id: str, max_pages: int = 3
+    ) -> PostedReply | None:
+        """The account's reply to `in_reply_to_id` with exactly `text`, if X has it.
+
+        How a reply whose POST timed out is found before anyone sends it again.
+        """
+        next_token = None
+        for _ in range(max_pages):
+            with _translated_errors("search for our reply"):
+                response = self._client.search_recent_tweets(
+                    f"from:{author_username}",
+                    next_token=next_token,
+                    max_results=MAX_RESULTS_PER_PAGE,
+                    tweet_fields=["created_at", "referenced_tweets"],
+                )
+                body = response.json()
+            for item in body.get("data") or []:
+                replied_to = {
+                    ref.get("id")
+                    for ref in item.get("referenced_tweets") or []
+                    if ref.get("type") == "replied_to"
+                }
+                if in_reply_to_id in replied_to and item.get("text") == text:
+                    return PostedReply(
+                        external_id=item["id"],
+                        text=item["text"],
+                        posted_at=snowflake_time(item["id"]),
+                    )
+            next_token = (body.get("meta") or {}).get("next_token")
+            if not next_token:
+                return None
+        return None
+
 
 @contextmanager
-def _translated_errors(action: str) -> Iterator[None]:
-    """Turns tweepy's and requests' exceptions into the platform-neutral ones of `base`."""
+def _translated_errors(action: str, *, write: bool = False) -> Iterator[None]:
+    """Turns tweepy's and requests' exceptions into the platform-neutral ones of `base`.
+
+    For a `write`, a timeout while waiting for the answer or a server error means X may
+    have carried it out: that is PlatformOutcomeUnknown, never a plain retryable failure.
+    """
     try:
         yield
     except PlatformError:
         raise
+    except requests.ReadTimeout as exc:
+        if write:
+            raise PlatformOutcomeUnknown(
+                f"X did not answer the {action} in time; it may have been posted"
+            ) from exc
+        raise PlatformUnavailable(f"X did not answer the {action} in time") from exc
+    except tweepy.TwitterServerError as exc:
+        status = exc.response.status_code
+        if write:
+            raise PlatformOutcomeUnknown(
+                f"X answered {status} to the {action}; it may have been posted"
+            ) from exc
+        raise PlatformUnavailable(f"X answered {status} to the {action}; will retry") from exc
     except tweepy.TooManyRequests as exc:
         reset_at = (
             datetime.fromtimestamp(exc.reset_time, tz=UTC) if exc.reset_time else datetime.now(UTC)

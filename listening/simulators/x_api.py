@@ -331,6 +331,9 @@ class XApiSimulator:
             self._users: dict[str, dict[str, Any]] = {}
             self._windows: dict[tuple[str, str], _Window] = {}
             self._failures: list[_Answer] = []
+            # Answers held back this many seconds AFTER the request was carried out: the
+            # platform accepted the post, but the client's read times out.
+            self._slow_answers: list[float] = []
             self._received_posts: list[dict[str, Any]] = []
             self._requests_log: list[tuple[str, str, dict[str, str], datetime]] = []
             self._insertions = 0
@@ -363,6 +366,11 @@ class XApiSimulator:
         with self._lock:
             self._received_posts.clear()
             self._requests_log.clear()
+
+    def slow_next(self, seconds: float, count: int = 1) -> None:
+        """Carry out the next `count` requests, then wait `seconds` before answering each."""
+        with self._lock:
+            self._slow_answers.extend([seconds] * count)
 
     def fail_next(
         self,
@@ -548,9 +556,14 @@ class XApiSimulator:
                 raise _ApiError(
                     404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]}
                 )
-            return route(query, headers, body)
+            answer = route(query, headers, body)
         except _ApiError as error:
-            return error.answer()
+            answer = error.answer()
+        with self._lock:
+            delay = self._slow_answers.pop(0) if self._slow_answers else 0.0
+        if delay:
+            time.sleep(delay)
+        return answer
 
     def _require_bearer(self, headers: Mapping[str, str]) -> str:
         scheme, _, credential = (headers.get("Authorization") or "").partition(" ")

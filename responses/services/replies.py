@@ -4,14 +4,22 @@ that posts it at most once per row."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from listening.clients.base import PlatformClient, PlatformError, PlatformUnavailable
+from listening.clients.base import (
+    PlatformClient,
+    PlatformError,
+    PlatformOutcomeUnknown,
+    PlatformUnavailable,
+    PostedReply,
+    RequestRejected,
+)
 from listening.clients.x import x_client_for_brand
 from listening.models import OPEN_STATUSES, Mention, MentionStatus
 from responses.models import Reply, ReplyStatus
@@ -80,42 +88,87 @@ def reply_submit(
             )
         if mention.status not in OPEN_STATUSES:
             raise ReplyRefused(f"This mention is already {mention.get_status_display().lower()}.")
-        reply = Reply.objects.create(mention=mention, agent=agent, text=text)
+        send_after = timezone.now() + timedelta(seconds=settings.REPLY_UNDO_SECONDS)
+        reply = Reply.objects.create(mention=mention, agent=agent, text=text, send_after=send_after)
         mention.status = MentionStatus.REPLYING
         mention.claimed_by = agent
         mention.claimed_at = mention.claimed_at or timezone.now()
         mention.save(update_fields=["status", "claimed_by", "claimed_at"])
-        send_reply.delay_on_commit(reply.pk)
+        # Leaves once the undo window has passed (the task checks send_after again).
+        send_reply.apply_async_on_commit((reply.pk,), countdown=settings.REPLY_UNDO_SECONDS)
+    return reply
+
+
+def reply_wait(*, reply_id: int) -> timedelta:
+    """How long a queued reply must still wait for its undo window; zero when due."""
+    send_after = (
+        Reply.objects.filter(pk=reply_id, status=ReplyStatus.QUEUED)
+        .values_list("send_after", flat=True)
+        .first()
+    )
+    if send_after is None:
+        return timedelta(0)
+    return max(send_after - timezone.now(), timedelta(0))
+
+
+def reply_undo(*, reply_id: int, agent: AbstractBaseUser) -> Reply | None:
+    """Take back a reply still inside its undo window; the mention returns to its agent.
+
+    Returns the undone reply (its text goes back in the reply box), or None when it is too
+    late: the row is claimed by the send task the moment the window closes.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        undone = Reply.objects.filter(
+            pk=reply_id, agent=agent, status=ReplyStatus.QUEUED, send_after__gt=now
+        ).update(status=ReplyStatus.UNDONE)
+        if undone != 1:
+            return None
+        reply = Reply.objects.get(pk=reply_id)
+        Mention.objects.filter(pk=reply.mention_id, status=MentionStatus.REPLYING).update(
+            status=MentionStatus.CLAIMED, claimed_by=agent, claim_expires_at=lease_end(now)
+        )
     return reply
 
 
 def reply_post(
     *, reply_id: int, give_up_on_transient: bool, client: PlatformClient | None = None
 ) -> Reply | None:
-    """Post a queued reply to its platform. Returns None when there was nothing to do.
+    """Post a queued reply to its platform, at most once. None when there was nothing to do.
 
-    The QUEUED → SENDING update is the claim: a duplicate delivery of the task finds the row
-    no longer queued and posts nothing. A transient failure puts the row back in the queue
-    and re-raises for the task's retry, unless `give_up_on_transient`.
+    The QUEUED → SENDING update (only once the undo window has passed) is the claim: a
+    duplicate delivery of the task finds the row no longer queued and posts nothing. A
+    failure that proves nothing was posted puts the row back in the queue and re-raises for
+    the task's retry. A failure after which X may have posted it (a timeout, a 5xx) marks the
+    row `outcome_unknown`: every later attempt first looks for the reply on X, and posts
+    only if it is not there. With `give_up_on_transient`, the reply fails instead.
     """
-    claimed = Reply.objects.filter(pk=reply_id, status=ReplyStatus.QUEUED).update(
-        status=ReplyStatus.SENDING, attempts=F("attempts") + 1
+    now = timezone.now()
+    claimed = (
+        Reply.objects.filter(pk=reply_id, status=ReplyStatus.QUEUED)
+        .filter(Q(send_after__isnull=True) | Q(send_after__lte=now))
+        .update(status=ReplyStatus.SENDING, attempts=F("attempts") + 1)
     )
     if claimed != 1:
-        logger.info("Reply %s is not queued any more; nothing to send", reply_id)
+        logger.info("Reply %s is not due or not queued any more; nothing to send", reply_id)
         return None
     reply = Reply.objects.select_related("mention__brand").get(pk=reply_id)
     client = client or x_client_for_brand(reply.mention.brand)
     try:
-        posted = client.post_reply(text=reply.text, in_reply_to_id=reply.mention.external_id)
+        posted = _already_posted(reply, client) if reply.outcome_unknown else None
+        if posted is None:
+            posted = client.post_reply(text=reply.text, in_reply_to_id=reply.mention.external_id)
     except PlatformUnavailable as exc:
-        if not give_up_on_transient:
-            Reply.objects.filter(pk=reply_id).update(status=ReplyStatus.QUEUED, error=str(exc))
-            raise
-        _reply_failed(reply, exc)
-        return reply
+        unknown = reply.outcome_unknown or isinstance(exc, PlatformOutcomeUnknown)
+        if give_up_on_transient:
+            _reply_failed(reply, exc, maybe_posted=unknown)
+            return reply
+        Reply.objects.filter(pk=reply_id).update(
+            status=ReplyStatus.QUEUED, outcome_unknown=unknown, error=str(exc)
+        )
+        raise
     except PlatformError as exc:
-        _reply_failed(reply, exc)
+        _reply_failed(reply, exc, maybe_posted=reply.outcome_unknown)
         return reply
     with transaction.atomic():
         reply.status = ReplyStatus.SENT
@@ -129,11 +182,30 @@ def reply_post(
     return reply
 
 
-def _reply_failed(reply: Reply, exc: PlatformError) -> None:
-    """The platform refused the reply: hand the mention back to its agent with the reason."""
+def _already_posted(reply: Reply, client: PlatformClient) -> PostedReply | None:
+    """The reply on the platform, if an earlier attempt's post went through after all."""
+    handle = reply.mention.brand.x_handle
+    if not handle:
+        raise RequestRejected(
+            "An earlier attempt may have posted this reply, and the brand has no X handle to "
+            "check with: not sending again. Look on X, then send it again if it is not there."
+        )
+    found = client.find_reply(
+        author_username=handle, text=reply.text, in_reply_to_id=reply.mention.external_id
+    )
+    if found is not None:
+        logger.info("Reply %s was posted by an earlier attempt as %s", reply.pk, found.external_id)
+    return found
+
+
+def _reply_failed(reply: Reply, exc: PlatformError, *, maybe_posted: bool = False) -> None:
+    """The reply could not be sent: hand the mention back to its agent with the reason."""
     logger.warning("Reply %s to mention %s failed: %s", reply.pk, reply.mention_id, exc)
+    error = str(exc)
+    if maybe_posted:
+        error += " It may have reached X all the same: look there before sending again."
     with transaction.atomic():
-        Reply.objects.filter(pk=reply.pk).update(status=ReplyStatus.FAILED, error=str(exc))
+        Reply.objects.filter(pk=reply.pk).update(status=ReplyStatus.FAILED, error=error)
         Mention.objects.filter(pk=reply.mention_id, status=MentionStatus.REPLYING).update(
             status=MentionStatus.CLAIMED,
             claimed_by_id=reply.agent_id,
