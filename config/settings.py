@@ -162,6 +162,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "responses.tasks.release_expired_claims",
         "schedule": 30.0,
     },
+    "resume-stalled-replies": {
+        "task": "responses.tasks.resume_stalled_replies",
+        "schedule": 60.0,
+    },
 }
 
 # --- Listening ------------------------------------------------------------------------

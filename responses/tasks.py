@@ -6,7 +6,7 @@ from celery import shared_task
 
 from listening.clients.base import PlatformUnavailable
 from responses.services.claims import claims_release_expired
-from responses.services.replies import reply_post, reply_wait
+from responses.services.replies import replies_resume_stalled, reply_post, reply_wait
 
 
 @shared_task
@@ -30,3 +30,12 @@ def send_reply(self, reply_id: int) -> None:
         send_reply.apply_async((reply_id,), countdown=wait.total_seconds())
         return
     reply_post(reply_id=reply_id, give_up_on_transient=self.request.retries >= self.max_retries)
+
+
+@shared_task
+def resume_stalled_replies() -> int:
+    """Beat runs this every minute: replies whose send task was lost get a new one."""
+    reply_ids = replies_resume_stalled()
+    for reply_id in reply_ids:
+        send_reply.delay(reply_id)
+    return len(reply_ids)

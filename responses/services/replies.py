@@ -147,7 +147,8 @@ def reply_post(
     claimed = (
         Reply.objects.filter(pk=reply_id, status=ReplyStatus.QUEUED)
         .filter(Q(send_after__isnull=True) | Q(send_after__lte=now))
-        .update(status=ReplyStatus.SENDING, attempts=F("attempts") + 1)
+        # update() leaves auto_now alone: set updated_at, the sweeper's "stalled since".
+        .update(status=ReplyStatus.SENDING, attempts=F("attempts") + 1, updated_at=now)
     )
     if claimed != 1:
         logger.info("Reply %s is not due or not queued any more; nothing to send", reply_id)
@@ -212,3 +213,31 @@ def _reply_failed(reply: Reply, exc: PlatformError, *, maybe_posted: bool = Fals
             claim_expires_at=lease_end(timezone.now()),
         )
     reply.refresh_from_db()
+
+
+# A queued reply whose task is this late was lost (a broker restart, a purged queue).
+LOST_TASK_AFTER = timedelta(minutes=1)
+# A reply still "sending" this long after its attempt began lost its worker mid-send (killed,
+# out of memory): its post may or may not have reached the platform.
+STALLED_SEND_AFTER = timedelta(minutes=5)
+
+
+def replies_resume_stalled(*, now: datetime | None = None) -> list[int]:
+    """Find replies whose send task was lost, make them safe to send, and return their ids.
+
+    A reply stuck in "sending" goes back to the queue marked `outcome_unknown`, so its next
+    attempt looks for it on the platform before posting: resuming never double-posts, and a
+    second task for a reply that still has one only finds it no longer queued. Safe to run
+    twice; the caller enqueues one send task per id.
+    """
+    now = now or timezone.now()
+    stalled = Reply.objects.filter(
+        status=ReplyStatus.SENDING, updated_at__lt=now - STALLED_SEND_AFTER
+    ).update(status=ReplyStatus.QUEUED, outcome_unknown=True, updated_at=now)
+    if stalled:
+        logger.warning("%s replies lost their worker mid-send; they will be reconciled", stalled)
+    return list(
+        Reply.objects.filter(
+            status=ReplyStatus.QUEUED, send_after__lt=now - LOST_TASK_AFTER
+        ).values_list("pk", flat=True)
+    )

@@ -146,3 +146,40 @@ def test_giving_up_on_an_uncertain_post_says_to_look_on_x(x_sim, posted_mention,
         "It may have reached X all the same: look there before sending again."
     )
     assert Mention.objects.get(pk=posted_mention.pk).status == "claimed"
+
+
+def test_a_reply_whose_worker_died_mid_send_is_reconciled_not_posted_twice(
+    x_sim, posted_mention, agent
+):
+    from responses.services.replies import replies_resume_stalled
+
+    reply = queued_now(posted_mention, agent)
+    # The worker posted it, then died before recording the outcome: the row says "sending".
+    accepted = x_sim.add_tweet(
+        text=reply.text,
+        author=x_sim.brand_user,
+        referenced_tweets=[{"type": "replied_to", "id": posted_mention.external_id}],
+    )
+    start = timezone.now()
+    Reply.objects.filter(pk=reply.pk).update(status="sending", updated_at=start)
+
+    assert replies_resume_stalled(now=start + timedelta(minutes=4)) == []
+    assert Reply.objects.get(pk=reply.pk).status == "sending"
+    assert replies_resume_stalled(now=start + timedelta(minutes=6)) == [reply.pk]
+
+    sent = reply_post(reply_id=reply.pk, give_up_on_transient=False)
+    assert (sent.status, sent.external_id) == ("sent", accepted["id"])
+    assert x_sim.received_posts == []  # found, never posted again
+
+
+def test_a_queued_reply_whose_task_was_lost_is_sent_again_once(x_sim, posted_mention, agent):
+    from responses.services.replies import replies_resume_stalled
+
+    reply = queued_now(posted_mention, agent)
+    later = reply.send_after + timedelta(minutes=2)
+    assert replies_resume_stalled(now=later) == [reply.pk]
+    assert Reply.objects.get(pk=reply.pk).outcome_unknown is False
+    reply_post(reply_id=reply.pk, give_up_on_transient=False)
+    assert reply_post(reply_id=reply.pk, give_up_on_transient=False) is None
+    assert len(x_sim.received_posts) == 1
+    assert replies_resume_stalled(now=later) == []
