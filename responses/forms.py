@@ -94,6 +94,12 @@ class AssignForm(forms.Form):
 class ReplyForm(forms.Form):
     # When the agent opened the mention: a colleague's reply after that refuses this one.
     opened_at = forms.DateTimeField(widget=forms.HiddenInput, required=False)
+    override_reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Send it as it is, because…",
+        help_text="Kept with the reply, for the team to learn from.",
+    )
     text = forms.CharField(
         widget=forms.Textarea(
             attrs={"rows": 4, "maxlength": X_REPLY_MAX_LENGTH, "data-counter": "reply-count"}

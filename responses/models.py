@@ -36,6 +36,9 @@ class Reply(models.Model):
     # A send's answer never came: X may have it. Look there before posting again.
     outcome_unknown = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Tone-guard and form-letter warnings the agent chose to send past, and why.
+    warnings_overridden = models.JSONField(default=list, blank=True)
+    override_reason = models.TextField(blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

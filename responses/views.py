@@ -44,7 +44,7 @@ from responses.services.claims import (
 )
 from responses.services.customers import author_tag_add, author_tag_remove
 from responses.services.drafts import draft_for_mention
-from responses.services.replies import ReplyRefused, reply_submit, reply_undo
+from responses.services.replies import ReplyNeedsReview, ReplyRefused, reply_submit, reply_undo
 
 
 @role_required(AGENT)
@@ -129,6 +129,7 @@ def _render_mention(
     form: ReplyForm,
     status: int = 200,
     other_reply: Reply | None = None,
+    review: ReplyNeedsReview | None = None,
 ) -> HttpResponse:
     can_reply = (
         mention.status in UNCLAIMED_STATUSES
@@ -144,6 +145,7 @@ def _render_mention(
         "priority": priority_explained(mention, now=timezone.now()),
         "assign_form": AssignForm() if has_role(request.user, SUPERVISOR) else None,
         "other_reply": other_reply,
+        "review": review,
         "others": presence_others(mention_id=mention.pk, username=request.user.get_username()),
         "customer": customer_profile(author=mention.author, before=mention),
         "thread": conversation_thread(mention=mention),
@@ -230,7 +232,10 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
             agent=request.user,
             text=form.cleaned_data["text"],
             opened_at=form.cleaned_data["opened_at"],
+            override_reason=form.cleaned_data["override_reason"],
         )
+    except ReplyNeedsReview as review:
+        return _render_mention(request, mention, form, status=422, review=review)
     except ReplyRefused as refusal:
         messages.error(request, str(refusal))
         return _render_mention(

@@ -40,12 +40,13 @@ def test_listen_claim_reply_and_report(
     draft = re.search(r'<textarea name="text"[^>]*>\s*(.*?)</textarea>', page, re.S).group(1)
     assert draft.startswith("Hi Ines, ")
     client.post(
-        reverse("responses:reply", args=[mention.pk]), {"text": "Hi Ines, so sorry! DM us? ^AM"}
+        reverse("responses:reply", args=[mention.pk]),
+        {"text": "Hi Ines, so sorry your beans never arrived! DM us? ^AM"},
     )
 
     post = wait_until(lambda: x_sim.received_posts and x_sim.received_posts[0])
     assert post["in_reply_to_tweet_id"] == tweet["id"]
-    assert post["text"] == "Hi Ines, so sorry! DM us? ^AM"
+    assert post["text"] == "Hi Ines, so sorry your beans never arrived! DM us? ^AM"
     reply = wait_until(lambda: Reply.objects.filter(status="sent").first())
     assert reply.external_id == post["id"]
     assert Mention.objects.get(pk=mention.pk).status == "replied"

@@ -24,6 +24,8 @@ from listening.clients.x import x_client_for_brand
 from listening.models import OPEN_STATUSES, Mention, MentionStatus
 from responses.models import Reply, ReplyStatus
 from responses.services.claims import lease_end
+from responses.services.form_letters import SimilarReply, form_letter_check
+from responses.services.tone import ToneWarning, tone_check
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +43,45 @@ class ReplyRefused(Exception):
         self.other_reply = other_reply
 
 
+FORM_LETTER = "form_letter"
+
+
+class ReplyNeedsReview(Exception):
+    """The tone guard or the form-letter detector has something to say before it leaves.
+
+    The agent may rewrite, or send anyway with a reason (which is kept on the reply).
+    """
+
+    def __init__(self, warnings: list[ToneWarning], similar: list[SimilarReply]) -> None:
+        super().__init__("; ".join(warning.message for warning in warnings))
+        self.warnings = warnings
+        self.similar = similar
+
+
+def reply_review(*, mention: Mention, text: str) -> tuple[list[ToneWarning], list[SimilarReply]]:
+    """Everything worth a second look in `text` as a reply to `mention`, before it is sent."""
+    warnings = tone_check(text=text, mention=mention)
+    form_letter = form_letter_check(text=text, brand_id=mention.brand_id)
+    if form_letter.is_form_letter:
+        warnings.append(ToneWarning(code=FORM_LETTER, message=form_letter.message))
+    return warnings, form_letter.similar if form_letter.is_form_letter else []
+
+
 def reply_submit(
-    *, mention_id: int, agent: AbstractBaseUser, text: str, opened_at: datetime | None = None
+    *,
+    mention_id: int,
+    agent: AbstractBaseUser,
+    text: str,
+    opened_at: datetime | None = None,
+    override_reason: str = "",
 ) -> Reply:
     """Queue `text` as the reply to a mention the agent holds (or that nobody holds).
 
     `opened_at` is when the agent opened the mention: if a colleague replied since, this
     reply is refused and theirs is shown, so a customer never gets two answers because two
-    people were typing at once. The mention leaves the open queue at once (status
+    people were typing at once. A reply the tone guard or the form-letter detector warns
+    about raises ReplyNeedsReview, unless `override_reason` says why it should go as it is;
+    the overridden warnings and the reason are kept on the reply and logged. The mention leaves the open queue at once (status
     "replying") and the send task is enqueued only once this transaction commits. Raises
     ReplyRefused with the reason.
     """
@@ -63,7 +96,7 @@ def reply_submit(
     with transaction.atomic():
         mention = (
             Mention.objects.select_for_update(of=("self",))
-            .select_related("claimed_by")
+            .select_related("claimed_by", "author", "brand")
             .get(pk=mention_id)
         )
         if opened_at is not None:
@@ -88,8 +121,29 @@ def reply_submit(
             )
         if mention.status not in OPEN_STATUSES:
             raise ReplyRefused(f"This mention is already {mention.get_status_display().lower()}.")
+        # Last, once it is sure the agent may reply at all.
+        warnings, similar = reply_review(mention=mention, text=text)
+        override_reason = override_reason.strip()
+        if warnings and not override_reason:
+            raise ReplyNeedsReview(warnings, similar)
         send_after = timezone.now() + timedelta(seconds=settings.REPLY_UNDO_SECONDS)
-        reply = Reply.objects.create(mention=mention, agent=agent, text=text, send_after=send_after)
+        reply = Reply.objects.create(
+            mention=mention,
+            agent=agent,
+            text=text,
+            send_after=send_after,
+            warnings_overridden=[warning.code for warning in warnings],
+            override_reason=override_reason if warnings else "",
+        )
+        if warnings:
+            logger.info(
+                "%s sent reply %s to mention %s past warnings %s: %s",
+                agent.get_username(),
+                reply.pk,
+                mention.pk,
+                ", ".join(warning.code for warning in warnings),
+                override_reason,
+            )
         mention.status = MentionStatus.REPLYING
         mention.claimed_by = agent
         mention.claimed_at = mention.claimed_at or timezone.now()

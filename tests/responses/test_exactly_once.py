@@ -15,7 +15,7 @@ from responses.models import Reply
 from responses.services.claims import mention_claim
 from responses.services.replies import reply_post, reply_submit, reply_undo, reply_wait
 from tests.conftest import customer
-from tests.factories import make_mention
+from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,21 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def posted_mention(x_sim, brand):
     tweet = x_sim.add_tweet(text="@NorthwindHelp parcel lost", author=customer("pia", "Pia"))
-    return make_mention(brand=brand, text=tweet["text"], external_id=tweet["id"])
+    return make_mention(
+        brand=brand,
+        text=tweet["text"],
+        external_id=tweet["id"],
+        author=make_author(username="pia", name="Pia"),
+    )
 
 
-def submit(mention, agent, text="Hi Pia, so sorry! DM us? ^AM", undo_seconds=10, settings=None):
+def submit(
+    mention,
+    agent,
+    text="Hi Pia, so sorry the parcel is lost! DM us? ^AM",
+    undo_seconds=10,
+    settings=None,
+):
     if settings is not None:
         settings.REPLY_UNDO_SECONDS = undo_seconds
     mention_claim(mention_id=mention.pk, agent=agent)
@@ -64,7 +75,7 @@ def test_undo_takes_the_reply_back_and_nothing_is_posted(
     mention = Mention.objects.get(pk=posted_mention.pk)
     assert (mention.status, mention.claimed_by) == ("claimed", agent)
     page = client.get(response["Location"]).content.decode()
-    assert "Hi Pia, so sorry! DM us? ^AM</textarea>" in page
+    assert "Hi Pia, so sorry the parcel is lost! DM us? ^AM</textarea>" in page
     with time_machine.travel(reply.send_after + timedelta(seconds=1)):
         assert reply_post(reply_id=reply.pk, give_up_on_transient=False) is None
     assert x_sim.received_posts == []

@@ -143,7 +143,9 @@ def test_a_lapsed_claim_does_not_block_another_agents_reply(
     settings.CLAIM_LEASE_MINUTES = 15
     start = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        mention = make_mention(brand=brand, text="@NorthwindHelp anyone there?")
+        mention = make_mention(
+            brand=brand, text="@NorthwindHelp anyone there?", author=make_author(name="Dana")
+        )
         mention_claim(mention_id=mention.pk, agent=agent)
     with (
         time_machine.travel(start + timedelta(minutes=5), tick=False),
@@ -154,7 +156,9 @@ def test_a_lapsed_claim_does_not_block_another_agents_reply(
         time_machine.travel(start + timedelta(minutes=16), tick=False),
         django_capture_on_commit_callbacks(),
     ):
-        reply = reply_submit(mention_id=mention.pk, agent=other_agent, text="Hi! ^BL")
+        reply = reply_submit(
+            mention_id=mention.pk, agent=other_agent, text="Hi Dana, yes, we are here! ^BL"
+        )
     assert reply.agent == other_agent
     assert Mention.objects.get(pk=mention.pk).claimed_by == other_agent
 

@@ -10,7 +10,7 @@ from listening.models import Mention
 from responses.models import Reply
 from responses.services.claims import mention_claim
 from responses.services.replies import reply_post
-from tests.factories import make_mention
+from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
 
@@ -31,18 +31,26 @@ def posted_mention(x_sim, brand):
 def test_sending_queues_the_reply_and_takes_the_mention_out_of_the_open_queue(
     client, agent, brand, django_capture_on_commit_callbacks
 ):
-    mention = make_mention(brand=brand, text="@NorthwindHelp my order is late")
+    mention = make_mention(
+        brand=brand, text="@NorthwindHelp my order is late", author=make_author(name="Gus")
+    )
     mention_claim(mention_id=mention.pk, agent=agent)
     client.force_login(agent)
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
-            reverse("responses:reply", args=[mention.pk]), {"text": "Hi there, on it! ^AM"}
+            reverse("responses:reply", args=[mention.pk]),
+            {"text": "Hi Gus, sorry your order is late, on it! ^AM"},
         )
 
     assert response.status_code == 302
     (reply,) = Reply.objects.all()
-    assert (reply.status, reply.text, reply.agent) == ("queued", "Hi there, on it! ^AM", agent)
+    assert (reply.status, reply.text, reply.agent) == (
+        "queued",
+        "Hi Gus, sorry your order is late, on it! ^AM",
+        agent,
+    )
+    assert (reply.warnings_overridden, reply.override_reason) == ([], "")
     assert Mention.objects.get(pk=mention.pk).status == "replying"
     assert len(callbacks) == 1  # the send task, enqueued only once the transaction commits
     assert mention.text not in client.get(reverse("responses:queue")).content.decode()
@@ -134,3 +142,59 @@ def test_a_transient_failure_requeues_for_retry_and_posts_nothing(x_sim, posted_
     assert x_sim.received_posts == []
     assert reply_post(reply_id=reply.pk, give_up_on_transient=False).status == "sent"
     assert len(x_sim.received_posts) == 1
+
+
+def test_a_reply_the_tone_guard_flags_waits_for_a_rewrite_or_a_reason(
+    client, agent, brand, django_capture_on_commit_callbacks
+):
+    mention = make_mention(
+        brand=brand,
+        text="@NorthwindHelp my refund never came, this is ridiculous",
+        author=make_author(username="rae", name="Rae"),
+    )
+    client.force_login(agent)
+    url = reverse("responses:reply", args=[mention.pk])
+    blunt = "Did you call our support line? Per our policy refunds take 10 days. ^AM"
+
+    flagged = client.post(url, {"text": blunt})
+
+    assert flagged.status_code == 422
+    html = flagged.content.decode()
+    assert 'data-warning="blame"' in html and 'data-warning="no_name"' in html
+    assert "Send it as it is, because…" in html
+    assert not Reply.objects.exists()
+    assert Mention.objects.get(pk=mention.pk).status == "new"
+
+    with django_capture_on_commit_callbacks():
+        client.post(url, {"text": blunt, "override_reason": "Rae asked for the policy"})
+    (reply,) = Reply.objects.all()
+    assert reply.warnings_overridden == ["blame", "no_name"]
+    assert reply.override_reason == "Rae asked for the policy"
+
+
+def test_a_form_letter_is_caught_with_its_look_alikes(client, agent, brand):
+    template = "Hi {name}, we're sorry to hear that. Please DM us your order number. ^AM"
+    for name in ("Ann", "Bo", "Cy"):
+        sent = make_mention(brand=brand, text="@NorthwindHelp where is my order")
+        Reply.objects.create(
+            mention=sent,
+            agent=agent,
+            text=template.format(name=name),
+            status="sent",
+            external_id=f"9{sent.pk}",
+            posted_at=sent.posted_at,
+        )
+    mention = make_mention(
+        brand=brand, text="@NorthwindHelp where is my order", author=make_author(name="Dee")
+    )
+    client.force_login(agent)
+
+    response = client.post(
+        reverse("responses:reply", args=[mention.pk]), {"text": template.format(name="Dee")}
+    )
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert 'data-warning="form_letter"' in html
+    look_alikes = html.split("The similar replies")[1].split("</details>")[0]
+    assert look_alikes.count("we&#x27;re sorry to hear that. Please DM us your order number.") == 3
