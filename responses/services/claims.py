@@ -69,6 +69,8 @@ def mention_claim_next(*, agent: AbstractBaseUser) -> Mention | None:
     with transaction.atomic():
         mention = (
             Mention.objects.select_for_update(skip_locked=True)
+            # Spelled out so PostgreSQL matches the open-queue partial index.
+            .filter(status__in=OPEN_STATUSES)
             .filter(claimable(now))
             .order_by("urgency_at", "id")
             .first()
