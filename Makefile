@@ -39,12 +39,14 @@ DEMO_ENV := \
 
 # Runs inside the embedded servers. honcho is told not to read .env (--env /dev/null): make
 # has already exported it, and honcho's copy would override the embedded servers' URLs.
+# honcho ignores SIGHUP (a closed terminal): config/embedded.py turns it into a SIGTERM, on
+# which honcho stops every process it started; dying of the hang-up would orphan them.
 RUN_SCRIPT := \
 	python manage.py migrate --noinput && \
 	python manage.py seed_demo && \
 	python manage.py collectstatic --noinput --verbosity 0 && \
 	echo && echo "Earshot: http://127.0.0.1:8000/  (Ctrl-C stops everything)" && echo && \
-	exec honcho start --procfile Procfile.dev --env /dev/null
+	trap "" HUP && exec honcho start --procfile Procfile.dev --env /dev/null
 
 .PHONY: help install run test bench lint fmt chromium clean distclean
 

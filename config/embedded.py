@@ -598,6 +598,12 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
         if info.si_code <= 0:
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(info.si_signo)
+        elif info.si_signo == signal.SIGHUP:
+            # The terminal went away. The hang-up reached the child too, but a process
+            # manager (honcho in `make run`) ignores it so that it can be told to stop its
+            # processes properly, rather than die and leave them running.
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
     return _exit_code(child.returncode)
 
 
