@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from bench.ingest import main
+from bench.cli import main
 
 raise SystemExit(main())

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import logging
 import math
-import os
 import pstats
-import signal
 import statistics
 import sys
 import time
@@ -30,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import git_commit, machine_info
-from bench.throwaway import throwaway_database
+from bench.report import Figure, Goal
 from listening.simulators.generator import generate_mentions
 from listening.simulators.x_api import XApiSimulator, handle_user_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 
 DEFAULT_MENTIONS = 20_000
 QUICK_MENTIONS = 2_000
@@ -88,55 +84,11 @@ class Timings:
     simulator_seconds: list[float] = field(default_factory=list)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument(
-        "--mentions",
-        type=int,
-        default=DEFAULT_MENTIONS,
-        metavar="N",
-        help=f"generated mentions to ingest (default {DEFAULT_MENTIONS:,})",
-    )
-    size.add_argument(
-        "--quick",
-        action="store_const",
-        dest="mentions",
-        const=QUICK_MENTIONS,
-        help=f"a smoke run with {QUICK_MENTIONS:,} mentions",
-    )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=DEFAULT_REPETITIONS,
-        metavar="R",
-        help=f"repetitions per figure; the median is reported (default {DEFAULT_REPETITIONS})",
-    )
-    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="PATH",
-        help="after the timed runs, run the ingest once more under cProfile and save the stats",
-    )
-    args = parser.parse_args(argv)
-    if args.mentions < 1 or args.repeat < 1:
-        parser.error("--mentions and --repeat must be at least 1")
-    return args
+def run(args: argparse.Namespace, *, database_url: str) -> dict[str, Any]:
+    """The ingest benchmark in the (migrated, empty) throwaway database: its results."""
+    from django.conf import settings
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    server_url = os.environ.get("DATABASE_URL", "")
-    if not server_url:
-        print(
-            "DATABASE_URL is not set: the benchmark creates its own database on that server.",
-            file=sys.stderr,
-        )
-        return 2
-    # SIGTERM and SIGHUP become SystemExit, so the throwaway database is dropped as on Ctrl-C.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
+    from bench import measure  # the ORM is usable only once Django is set up
 
     simulator = XApiSimulator(
         bearer_token=BEARER_TOKEN,
@@ -146,22 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     tweets, authors = load_simulator(simulator, count=args.mentions, seed=args.seed)
     clock = ServerClock()
     clock.wrap(simulator)
-    database = f"earshot_bench_{os.getpid()}"
-    _progress(f"{len(tweets):,} mentions, {args.repeat} repetitions, database {database}")
-    with throwaway_database(server_url, database) as database_url, simulator:
-        _django_setup(database_url=database_url, x_api_base_url=simulator.base_url)
-        from bench import measure  # the ORM is usable only from here on
-
-        try:
-            postgresql = measure.postgresql_version()
-            timings = run(args, measure, tweets, authors, database_url, simulator, clock)
-        finally:
-            measure.connections_close()
-    results = summarise(args, timings, tweets, postgresql)
-    print(report(results))
-    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
-    _progress(f"wrote {RESULTS_PATH.relative_to(REPO_ROOT)}")
-    return 0
+    # The simulator logs every request at INFO: hundreds of lines, and time, per run.
+    logging.getLogger("earshot.x_sim").setLevel(logging.WARNING)
+    _progress(f"ingest: {len(tweets):,} mentions, {args.repeat} repetitions")
+    # The simulator thread runs only while the ingest does: later benchmarks may fork.
+    with simulator:
+        # Read when the X client is built, as production reads it from X_API_BASE_URL.
+        settings.X_API_BASE_URL = simulator.base_url
+        timings = _time_repetitions(args, measure, tweets, authors, database_url, simulator, clock)
+    return summarise(args, timings, tweets, measure.postgresql_version())
 
 
 def load_simulator(
@@ -185,22 +130,7 @@ def load_simulator(
     return tweets, authors
 
 
-def _django_setup(*, database_url: str, x_api_base_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["X_API_BASE_URL"] = x_api_base_url
-    # DEBUG keeps every SQL statement in memory; that bookkeeping is not what is measured.
-    os.environ["DEBUG"] = "False"
-    # The benchmark signs nothing, so development's throwaway SECRET_KEY will do.
-    os.environ.setdefault("EARSHOT_DEVELOPMENT", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    # The simulator logs every request at INFO: hundreds of lines, and time, per run.
-    logging.getLogger("earshot.x_sim").setLevel(logging.WARNING)
-
-
-def run(
+def _time_repetitions(
     args: argparse.Namespace,
     measure: Any,
     tweets: list[dict[str, Any]],
@@ -345,6 +275,19 @@ def report(results: dict[str, Any]) -> str:
         + ("target met" if results["target_met"] else "target NOT met"),
     ]
     return "\n".join(lines)
+
+
+def figures(results: dict[str, Any]) -> list[Figure]:
+    """The ingest's rows in the summary table; its own report above gives the detail."""
+    rates = results["figures"]
+    return [Figure(f"ingest: {name}", rates[name]["items_per_second"], "/s") for name in rates] + [
+        Figure(
+            "ingest: earshot ingest / VADER alone",
+            results["ingest_over_vader_alone"],
+            "x",
+            Goal(at_least=results["target_ratio"]),
+        )
+    ]
 
 
 def _progress(message: str) -> None:

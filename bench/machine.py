@@ -48,3 +48,17 @@ def machine_info(*, postgresql: str) -> dict[str, Any]:
         "os": platform.platform(),
         "postgresql": postgresql,
     }
+
+
+def git_dirty(repo: Path) -> bool:
+    """True when tracked files differ from the commit: the figures are of a working tree."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return bool(result.stdout.strip())

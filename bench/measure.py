@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.management import call_command
 from django.db import connection, connections
 from psycopg2.extras import Json, execute_values
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -67,8 +66,7 @@ class UpsertBatch:
 
 
 def database_prepare(*, brand_name: str, brand_handle: str, bearer_token: str, query: str) -> Setup:
-    """Migrate the throwaway database and create the one brand and keyword polled."""
-    call_command("migrate", verbosity=0)
+    """Create the one brand and keyword polled, in the freshly migrated throwaway database."""
     brand = Brand.objects.create(
         name=brand_name, x_handle=brand_handle, x_bearer_token=bearer_token
     )
