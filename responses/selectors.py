@@ -62,7 +62,7 @@ def queue_mentions(
 
 
 def queue_state(mentions: QuerySet[Mention], *, now: datetime) -> str:
-    """A fingerprint of what a queue page shows, for the every-2-seconds "changed?" poll.
+    """A fingerprint of what a queue page shows, for the every-second "changed?" poll.
 
     One narrow, indexed query over the page's rows (no joins, no rendering). It changes when
     a row enters, leaves, moves or changes hands, and each minute, as waiting times move on.

@@ -83,7 +83,7 @@ def test_the_self_refreshing_part_returns_only_the_rows(client, agent, brand):
 
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="queue-rows"')
-    assert 'hx-trigger="every 2s"' in html
+    assert 'hx-trigger="every 1s"' in html
     assert mention.text in html
     assert "<html" not in html and "Mention queue" not in html
 
