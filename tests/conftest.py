@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from config.celery import app as celery_app
@@ -207,6 +209,30 @@ def _wait_for_worker(hostname: str, process: subprocess.Popen, timeout: float = 
         if celery_app.control.ping(timeout=0.5, destination=[hostname]):
             return
     raise RuntimeError("celery worker did not answer a ping within 30 s")
+
+
+def all_at_once(work, items: list) -> list:
+    """Run `work(item)` for each item in its own thread, all released at the same instant.
+
+    Each thread has its own database connection, closed at the end, as concurrent web or
+    worker processes would. Returns the results in the order of `items`.
+    """
+    barrier = threading.Barrier(len(items))
+    results: list = [None] * len(items)
+
+    def run(index: int, item) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(item)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(items)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def wait_until(condition, timeout: float = 15, interval: float = 0.1):

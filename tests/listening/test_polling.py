@@ -16,7 +16,7 @@ from listening.models import Author, Brand, Mention, PollCursor, SentimentLabel
 from listening.services.keywords import keyword_create
 from listening.services.polling import keyword_poll, poll_claim_due
 from listening.services.sentiment import sentiment_label
-from tests.conftest import customer
+from tests.conftest import all_at_once, customer
 
 pytestmark = pytest.mark.django_db
 
@@ -321,26 +321,8 @@ def test_a_post_two_keywords_match_is_stored_once(x_sim, keyword, brand):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
-    import threading
-
-    from django.db import connection
-
     add_stream(x_sim, 300, "busy")
-    outcomes = []
-    barrier = threading.Barrier(3)
-
-    def poll():
-        try:
-            barrier.wait()
-            outcomes.append(keyword_poll(keyword_id=keyword.pk, max_pages=10))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=poll) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = all_at_once(lambda _: keyword_poll(keyword_id=keyword.pk, max_pages=10), [1, 2, 3])
 
     assert sum(outcome.stored for outcome in outcomes) == 300
     assert Mention.objects.count() == 300

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from listening.models import Mention
@@ -12,7 +9,7 @@ from responses.services.claims import (
     mention_close,
     mention_release,
 )
-from tests.conftest import _user
+from tests.conftest import _user, all_at_once
 from tests.factories import make_mention
 
 
@@ -20,21 +17,8 @@ from tests.factories import make_mention
 def test_twenty_agents_claiming_at_once_get_exactly_one_winner(brand):
     mention = make_mention(brand=brand, text="@NorthwindHelp help!")
     agents = [_user(f"racer{n}", "agent") for n in range(20)]
-    barrier = threading.Barrier(len(agents))
-    results = {}
-
-    def claim(agent):
-        try:
-            barrier.wait()
-            results[agent.username] = mention_claim(mention_id=mention.pk, agent=agent)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(a,)) for a in agents]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = all_at_once(lambda agent: mention_claim(mention_id=mention.pk, agent=agent), agents)
+    results = {agent.username: outcome for agent, outcome in zip(agents, outcomes, strict=True)}
 
     winners = [name for name, result in results.items() if result.won]
     assert len(results) == 20 and len(winners) == 1

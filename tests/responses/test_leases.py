@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
 from django.urls import reverse
 
 from listening.models import Mention
@@ -17,27 +15,13 @@ from responses.services.claims import (
     mention_claim_next,
 )
 from responses.services.replies import ReplyRefused, reply_submit
-from tests.conftest import _user
+from tests.conftest import _user, all_at_once
 from tests.factories import make_author, make_mention
 
 
 def claim_next_at_once(agents) -> dict[str, Mention | None]:
-    barrier = threading.Barrier(len(agents))
-    results: dict[str, Mention | None] = {}
-
-    def work(agent):
-        try:
-            barrier.wait()
-            results[agent.username] = mention_claim_next(agent=agent)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(agent,)) for agent in agents]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    outcomes = all_at_once(lambda agent: mention_claim_next(agent=agent), agents)
+    return {agent.username: outcome for agent, outcome in zip(agents, outcomes, strict=True)}
 
 
 @pytest.mark.django_db(transaction=True)
