@@ -260,6 +260,12 @@ class Mention(models.Model):
                 condition=Q(status__in=OPEN_STATUSES),
                 name="mention_open_by_newest",
             ),
+            # What claim-next takes from: claimed rows stay out of its way, however many.
+            models.Index(
+                fields=["urgency_at", "id"],
+                condition=Q(status__in=UNCLAIMED_STATUSES),
+                name="mention_unclaimed_by_urgency",
+            ),
             models.Index(fields=["brand", "-posted_at"], name="mention_brand_posted"),
         ]
 

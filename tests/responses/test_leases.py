@@ -179,3 +179,15 @@ def test_the_claim_next_button_opens_the_claimed_mention_or_says_there_is_none(
 
     response = client.post(reverse("responses:claim-next"), follow=True)
     assert "Nothing left to claim" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_claim_next_takes_a_lapsed_claim_once_beat_has_returned_it(brand, agent, other_agent):
+    start = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        lapsing = make_mention(brand=brand, text="waiting on alice")
+        mention_claim(mention_id=lapsing.pk, agent=agent)
+    with time_machine.travel(start + timedelta(minutes=20), tick=False):
+        assert mention_claim_next(agent=other_agent) is None
+        assert claims_release_expired() == 1
+        assert mention_claim_next(agent=other_agent).pk == lapsing.pk
