@@ -5,19 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('listening', '0002_author_tags'),
+        ("listening", "0002_author_tags"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='mention',
-            index=models.Index(condition=models.Q(('status__in', ('new', 'reopened', 'claimed'))), fields=['urgency_at', 'id'], name='mention_open_by_urgency'),
+            model_name="mention",
+            index=models.Index(
+                condition=models.Q(("status__in", ("new", "reopened", "claimed"))),
+                fields=["urgency_at", "id"],
+                name="mention_open_by_urgency",
+            ),
         ),
         migrations.AddIndex(
-            model_name='mention',
-            index=models.Index(condition=models.Q(('status__in', ('new', 'reopened', 'claimed'))), fields=['-posted_at', '-id'], name='mention_open_by_newest'),
+            model_name="mention",
+            index=models.Index(
+                condition=models.Q(("status__in", ("new", "reopened", "claimed"))),
+                fields=["-posted_at", "-id"],
+                name="mention_open_by_newest",
+            ),
         ),
     ]
