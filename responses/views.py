@@ -104,12 +104,12 @@ def _mention_or_404(mention_id: int) -> Mention:
 
 @role_required(AGENT)
 def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    mention = _mention_or_404(mention_id)
-    # Opening the mention is activity: the holder's lease runs on from now, and colleagues
-    # who have it open see this person at once.
+    # Opening the mention is activity: the holder's lease runs on from now (renewed before
+    # the one load, so the page shows the new lease), and colleagues who have it open see
+    # this person at once.
     claim_renew(mention_id=mention_id, agent=request.user)
+    mention = _mention_or_404(mention_id)
     presence_beat(mention_id=mention_id, username=request.user.get_username(), state="viewing")
-    mention.refresh_from_db()
     return _render_mention(request, mention, ReplyForm(initial=_initial_reply(request, mention)))
 
 

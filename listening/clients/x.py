@@ -293,19 +293,14 @@ def _translated_errors(action: str, *, write: bool = False) -> Iterator[None]:
         yield
     except PlatformError:
         raise
-    except requests.ReadTimeout as exc:
+    except (requests.ReadTimeout, tweepy.TwitterServerError) as exc:
+        if isinstance(exc, tweepy.HTTPException):
+            what = f"X answered {exc.response.status_code} to the {action}"
+        else:
+            what = f"X did not answer the {action} in time"
         if write:
-            raise PlatformOutcomeUnknown(
-                f"X did not answer the {action} in time; it may have been posted"
-            ) from exc
-        raise PlatformUnavailable(f"X did not answer the {action} in time") from exc
-    except tweepy.TwitterServerError as exc:
-        status = exc.response.status_code
-        if write:
-            raise PlatformOutcomeUnknown(
-                f"X answered {status} to the {action}; it may have been posted"
-            ) from exc
-        raise PlatformUnavailable(f"X answered {status} to the {action}; will retry") from exc
+            raise PlatformOutcomeUnknown(f"{what}; it may have been posted") from exc
+        raise PlatformUnavailable(f"{what}; will retry") from exc
     except tweepy.TooManyRequests as exc:
         reset_at = (
             datetime.fromtimestamp(exc.reset_time, tz=UTC) if exc.reset_time else datetime.now(UTC)
@@ -326,7 +321,7 @@ def _translated_errors(action: str, *, write: bool = False) -> Iterator[None]:
             f"X refused the {action} ({status}): {_problem_text(exc.response)}"
         ) from exc
     except tweepy.HTTPException as exc:
-        # 5xx and anything unexpected: the same call may work later.
+        # Any other unexpected status: the same call may work later.
         status = exc.response.status_code
         raise PlatformUnavailable(f"X answered {status} to the {action}; will retry") from exc
     except requests.RequestException as exc:

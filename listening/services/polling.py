@@ -43,15 +43,10 @@ class PollOutcome:
     skipped: list[str] = field(default_factory=list)
     error: str = ""
     rate_limited_until: datetime | None = None
-    superseded: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.error
-
-
-def client_for_keyword(keyword: TrackedKeyword) -> PlatformClient:
-    return x_client_for_brand(keyword.brand)
 
 
 def keyword_poll(
@@ -77,7 +72,7 @@ def keyword_poll(
             cursor, RequestRejected(f"The keyword's query is not valid: {exc}"), outcome
         )
         return outcome
-    client = client or client_for_keyword(keyword)
+    client = client or x_client_for_brand(keyword.brand)
 
     for _ in range(max_pages):
         try:
@@ -93,8 +88,7 @@ def keyword_poll(
         if local_filter is not None:
             _keep_matching(page, local_filter)
         cursor = _store_page(keyword=keyword, cursor=cursor, page=page, outcome=outcome)
-        if cursor is None:
-            outcome.superseded = True
+        if cursor is None:  # a concurrent poll of this keyword got there first
             return outcome
         if not cursor.next_token or cursor.is_rate_limited:
             break
