@@ -13,6 +13,16 @@ from django.utils import timezone
 
 class Platform(models.TextChoices):
     X = "x", "X"
+    MASTODON = "mastodon", "Mastodon"
+    BLUESKY = "bluesky", "Bluesky"
+    REDDIT = "reddit", "Reddit"
+    HACKER_NEWS = "hackernews", "Hacker News"
+    RSS = "rss", "RSS / Atom feed"
+
+
+# Platforms with a write API: Earshot can post the reply there. On the others the agent
+# answers on the platform itself ("open original") and marks the mention handled.
+REPLYABLE_PLATFORMS = (Platform.X, Platform.MASTODON, Platform.BLUESKY, Platform.REDDIT)
 
 
 class SentimentLabel(models.TextChoices):
@@ -40,9 +50,47 @@ class Brand(models.Model):
         return self.name
 
 
+class Source(models.Model):
+    """Where a brand listens on a platform other than X, and the credentials it uses there.
+
+    X keeps using the brand's own X credentials (or the deployment's); every other platform
+    is reached through a source: a Mastodon instance, a Bluesky account, a Reddit app, Hacker
+    News, or one RSS/Atom feed. `credentials` holds what the platform's client needs (see
+    `listening/clients/registry.py`); `account_handle` is the brand's own account there,
+    whose posts are read to find replies sent outside Earshot.
+    """
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="sources")
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    name = models.CharField(max_length=120)
+    # The instance, API or feed address; blank means the platform's public default.
+    base_url = models.URLField(max_length=500, blank=True)
+    account_handle = models.CharField(max_length=200, blank=True)
+    credentials = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["brand__name", "platform", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "name"], name="source_name_unique_per_brand"),
+            models.CheckConstraint(
+                condition=Q(platform__in=Platform.values) & ~Q(platform=Platform.X),
+                name="source_platform_not_x",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand.name}: {self.name} ({self.get_platform_display()})"
+
+
 class TrackedKeyword(models.Model):
     brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="keywords")
     platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.X)
+    # Required on every platform but X (whose credentials live on the brand).
+    source = models.ForeignKey(
+        Source, on_delete=models.CASCADE, null=True, blank=True, related_name="keywords"
+    )
     query = models.CharField(
         max_length=512, help_text='X search syntax: words, "phrases", OR, -exclusions, from:'
     )
@@ -58,6 +106,11 @@ class TrackedKeyword(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(poll_interval_seconds__gte=5), name="keyword_poll_interval_min_5s"
+            ),
+            models.CheckConstraint(
+                condition=Q(platform=Platform.X, source__isnull=True)
+                | (~Q(platform=Platform.X) & Q(source__isnull=False)),
+                name="keyword_source_unless_x",
             ),
         ]
 
@@ -75,9 +128,10 @@ class PollCursor(models.Model):
     """
 
     keyword = models.OneToOneField(TrackedKeyword, on_delete=models.CASCADE, related_name="cursor")
-    since_id = models.CharField(max_length=32, blank=True)
-    round_newest_id = models.CharField(max_length=32, blank=True)
-    next_token = models.CharField(max_length=200, blank=True)
+    # Opaque to everything but the platform's client: an id, a timestamp, an ETag.
+    since_id = models.CharField(max_length=500, blank=True)
+    round_newest_id = models.CharField(max_length=500, blank=True)
+    next_token = models.CharField(max_length=500, blank=True)
     version = models.PositiveBigIntegerField(default=0)
     next_poll_at = models.DateTimeField(default=timezone.now, db_index=True)
     blocked_until = models.DateTimeField(null=True, blank=True)
@@ -105,11 +159,13 @@ class PollCursor(models.Model):
 
 class Author(models.Model):
     platform = models.CharField(max_length=16, choices=Platform.choices)
-    external_id = models.CharField(max_length=64)
+    external_id = models.CharField(max_length=255)
     username = models.CharField(max_length=100)
     name = models.CharField(max_length=200, blank=True)
     followers_count = models.PositiveIntegerField(default=0)
     verified = models.BooleanField(default=False)
+    # The profile on its platform; X's is derived from the username.
+    url = models.URLField(max_length=1000, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -128,7 +184,9 @@ class Author(models.Model):
 
     @property
     def profile_url(self) -> str:
-        return f"https://x.com/{quote(self.username)}"
+        if self.platform == Platform.X:
+            return f"https://x.com/{quote(self.username)}"
+        return self.url
 
 
 class AuthorTagKind(models.TextChoices):
@@ -187,7 +245,8 @@ ANSWERED_STATUSES = (MentionStatus.REPLIED, MentionStatus.RESOLVED)
 
 class Mention(models.Model):
     platform = models.CharField(max_length=16, choices=Platform.choices)
-    external_id = models.CharField(max_length=64)
+    # X and HN ids are numbers, Mastodon's a status URI, Bluesky's an at:// URI.
+    external_id = models.CharField(max_length=255)
     brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="mentions")
     keyword = models.ForeignKey(
         TrackedKeyword, on_delete=models.SET_NULL, null=True, related_name="mentions"
@@ -196,8 +255,10 @@ class Mention(models.Model):
     text = models.TextField()
     lang = models.CharField(max_length=16, blank=True)
     posted_at = models.DateTimeField(help_text="When the post was made, as the platform says")
-    conversation_id = models.CharField(max_length=64, blank=True)
-    in_reply_to_user_id = models.CharField(max_length=64, blank=True)
+    conversation_id = models.CharField(max_length=255, blank=True)
+    in_reply_to_user_id = models.CharField(max_length=255, blank=True)
+    # The post on its platform, as the platform gave it ("open original").
+    url = models.URLField(max_length=1000, blank=True)
     referenced_posts = models.JSONField(default=list, blank=True)
     public_metrics = models.JSONField(default=dict, blank=True)
     sentiment_compound = models.FloatField()
@@ -298,4 +359,10 @@ class Mention(models.Model):
 
     @property
     def platform_url(self) -> str:
+        if self.url or self.platform != Platform.X:
+            return self.url
         return f"https://x.com/{self.author.username}/status/{self.external_id}"
+
+    @property
+    def can_reply_in_earshot(self) -> bool:
+        return self.platform in REPLYABLE_PLATFORMS

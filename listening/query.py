@@ -158,19 +158,8 @@ class PlatformSyntax:
     """Which parts of Earshot's query language a platform's search can express remotely.
 
     `Query.split_for` asks the platform for what it can express and leaves the rest to
-    `Query.matches`. Only X and the words-only example exist today; the notes below (from
-    docs/sources.md) say what the other platforms' translators will have to filter locally:
-
-    - Mastodon: full-text status search needs a user token on an Elasticsearch-enabled
-      instance; the hashtag timeline expresses only hashtags (any[] = OR, all[] = AND,
-      none[] = exclusion). Words, phrases, lang:, from: and is:retweet: local.
-    - Bluesky: searchPosts takes `q` plus `author` (one from:), `lang`, `tag` and `mentions`
-      parameters; OR, grouping, exclusions and is:retweet: local.
-    - Reddit: search with `syntax="lucene"` can take words, phrases, OR and exclusions;
-      lang: and is:retweet have no equivalent: local.
-    - Hacker News (Algolia): `query` words, plus `tags=author_X` for one from:; OR,
-      exclusions and lang: local (is:retweet never matches there).
-    - RSS/Atom: nothing remote: the whole feed is fetched and the whole query applied locally.
+    `Query.matches`, so one rule matches the same posts everywhere (docs/sources.md has the
+    facts each syntax below rests on).
     """
 
     name: str
@@ -193,6 +182,18 @@ X_SYNTAX = PlatformSyntax(
     retweet_filter=True,
     max_length=X_QUERY_MAX_LENGTH,
 )
+# Mastodon's status search (a user token on an Elasticsearch-enabled instance) takes plain
+# words; phrases, OR, exclusions, lang:, from: and reblogs are checked locally.
+MASTODON_SYNTAX = PlatformSyntax(name="Mastodon")
+# Bluesky's searchPosts takes words and "phrases" in `q`; the rest is checked locally.
+BLUESKY_SYNTAX = PlatformSyntax(name="Bluesky", phrases=True)
+# Reddit's search: words and "phrases" (its lucene OR and NOT do not bind as ours do, so
+# alternatives and exclusions are checked locally, as are lang:, from: and crossposts).
+REDDIT_SYNTAX = PlatformSyntax(name="Reddit", phrases=True, max_length=512)
+# Algolia's HN search: plain words that must all appear; everything else local.
+HACKER_NEWS_SYNTAX = PlatformSyntax(name="Hacker News")
+# A feed is fetched whole: nothing is asked of it, the whole query applies locally.
+FEED_SYNTAX = PlatformSyntax(name="RSS/Atom feed")
 # The example the tests use: a search box that takes plain words, all of which must match.
 WORDS_ONLY_SYNTAX = PlatformSyntax(name="Words-only search")
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from listening.query import PlatformSyntax
+
 
 @dataclass(frozen=True, slots=True)
 class FetchedAuthor:
@@ -18,6 +20,7 @@ class FetchedAuthor:
     name: str
     followers_count: int
     verified: bool
+    url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +32,28 @@ class FetchedPost:
     conversation_id: str
     lang: str
     in_reply_to_user_id: str
+    # {"type": "replied_to" | "quoted" | "retweeted", "id": ...}; a repost, boost or
+    # crosspost is "retweeted", with the original's id, on every platform.
     referenced_posts: list[dict[str, str]]
     public_metrics: dict[str, int]
+    url: str = ""
+    # For a repost: the original post, when the platform sent it along (its author is in
+    # the page's `authors`). Earshot folds the repost under it.
+    original: FetchedPost | None = None
+
+    @property
+    def reposted_id(self) -> str | None:
+        for ref in self.referenced_posts:
+            if ref.get("type") == "retweeted":
+                return ref.get("id") or None
+        return None
+
+    @property
+    def replied_to_id(self) -> str | None:
+        for ref in self.referenced_posts:
+            if ref.get("type") == "replied_to":
+                return ref.get("id") or None
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +118,27 @@ class PlatformOutcomeUnknown(PlatformUnavailable):
 
 
 class PlatformClient(Protocol):
+    """What polling and sending need from a platform.
+
+    Cursors are opaque strings only the client reads: `search_page` gets back the
+    `newest_id` of the first page of the last complete round as `since_id` (an id, a
+    timestamp, an ETag...), and a page's own `next_token` to continue a round.
+    """
+
+    platform: str
+    # What its search can express; the rest of a query is applied locally.
+    syntax: PlatformSyntax
+    # Whether Earshot can post replies there (else: "open original" and "mark handled").
+    can_reply: bool
+
     def search_page(
         self, *, query: str, since_id: str | None, next_token: str | None
     ) -> SearchPage: ...
+
+    def own_posts_page(self, *, since_id: str | None, next_token: str | None) -> SearchPage:
+        """The brand account's own posts, newest first: how replies sent outside Earshot
+        are found. Raises `RequestRejected` where the platform has no brand account."""
+        ...
 
     def post_reply(self, *, text: str, in_reply_to_id: str) -> PostedReply: ...
 

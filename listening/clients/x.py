@@ -28,6 +28,7 @@ from listening.clients.base import (
     RequestRejected,
     SearchPage,
 )
+from listening.query import X_SYNTAX
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +191,14 @@ def parse_search_body(body: Any) -> SearchPage:
 
 class XClient:
     platform = "x"
+    syntax = X_SYNTAX
+    can_reply = True
 
-    def __init__(self, credentials: XCredentials, *, base_url: str | None = None) -> None:
+    def __init__(
+        self, credentials: XCredentials, *, base_url: str | None = None, account_handle: str = ""
+    ) -> None:
         self.credentials = credentials
+        self.account_handle = account_handle
         self._client = tweepy.Client(
             bearer_token=credentials.bearer_token or None,
             consumer_key=credentials.consumer_key or None,
@@ -232,6 +238,14 @@ class XClient:
         page = parse_search_body(body)
         page.rate_limit = _rate_limit(response)
         return page
+
+    def own_posts_page(self, *, since_id: str | None, next_token: str | None) -> SearchPage:
+        """The brand account's recent posts (replies sent on X itself among them)."""
+        if not self.account_handle:
+            raise RequestRejected("The brand has no X handle set, so its own posts can't be read")
+        return self.search_page(
+            query=f"from:{self.account_handle}", since_id=since_id, next_token=next_token
+        )
 
     def post_reply(self, *, text: str, in_reply_to_id: str) -> PostedReply:
         with _translated_errors("reply", write=True):
@@ -339,5 +353,6 @@ def x_client_for_brand(brand: Any) -> XClient:
             consumer_secret=brand.x_consumer_secret or settings.X_CONSUMER_SECRET,
             access_token=brand.x_access_token or settings.X_ACCESS_TOKEN,
             access_token_secret=brand.x_access_token_secret or settings.X_ACCESS_TOKEN_SECRET,
-        )
+        ),
+        account_handle=brand.x_handle,
     )

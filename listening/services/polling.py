@@ -23,9 +23,9 @@ from listening.clients.base import (
     RequestRejected,
     SearchPage,
 )
-from listening.clients.x import x_client_for_brand
+from listening.clients.registry import client_for_keyword
 from listening.models import PollCursor, TrackedKeyword
-from listening.query import X_SYNTAX, Query, QueryablePost, QuerySyntaxError, parse_query
+from listening.query import Query, QueryablePost, QuerySyntaxError, parse_query
 from listening.services.storage import page_store
 
 logger = logging.getLogger(__name__)
@@ -58,21 +58,21 @@ def keyword_poll(
     at once: posts are unique per platform and the cursor only moves by compare-and-set.
     """
     outcome = PollOutcome(keyword_id=keyword_id)
-    keyword = TrackedKeyword.objects.select_related("brand").get(pk=keyword_id)
+    keyword = TrackedKeyword.objects.select_related("brand", "source").get(pk=keyword_id)
     cursor, _ = PollCursor.objects.get_or_create(keyword=keyword)
     now = timezone.now()
     if cursor.blocked_until and cursor.blocked_until > now:
         outcome.rate_limited_until = cursor.blocked_until
         return outcome
+    client = client or client_for_keyword(keyword)
     try:
-        remote_query, local_filter = parse_query(keyword.query).split_for(X_SYNTAX)
+        remote_query, local_filter = parse_query(keyword.query).split_for(client.syntax)
     except QuerySyntaxError as exc:
         # Saved through Django's admin or before validation existed: say so, call nothing.
         _record_failure(
             cursor, RequestRejected(f"The keyword's query is not valid: {exc}"), outcome
         )
         return outcome
-    client = client or x_client_for_brand(keyword.brand)
 
     for _ in range(max_pages):
         try:
@@ -105,7 +105,7 @@ def _keep_matching(page: SearchPage, query: Query) -> None:
                 text=post.text,
                 author_username=page.authors[post.author_external_id].username,
                 lang=post.lang,
-                is_retweet=any(ref["type"] == "retweeted" for ref in post.referenced_posts),
+                is_retweet=post.reposted_id is not None,
             )
         )
     ]

@@ -26,8 +26,10 @@ from listening.models import (
 from listening.services.priority import PriorityFacts, mention_priority
 from listening.services.sentiment import sentiment_score_many
 
-_AUTHOR_FIELDS = ("platform", "external_id", "username", "name", "followers_count", "verified")
-_AUTHOR_CHANGING = ("username", "name", "followers_count", "verified")
+_AUTHOR_FIELDS = (
+    "platform", "external_id", "username", "name", "followers_count", "verified", "url",
+)  # fmt: skip
+_AUTHOR_CHANGING = ("username", "name", "followers_count", "verified", "url")
 _MENTION_FIELDS = (
     "platform",
     "external_id",
@@ -39,6 +41,7 @@ _MENTION_FIELDS = (
     "posted_at",
     "conversation_id",
     "in_reply_to_user_id",
+    "url",
     "referenced_posts",
     "public_metrics",
     "sentiment_compound",
@@ -66,7 +69,7 @@ def _upsert_authors(cursor, *, platform: str, page: SearchPage, wanted: set[str]
     changing = _columns(Author, _AUTHOR_CHANGING)
     now = timezone.now()
     rows = [
-        (platform, a.external_id, a.username, a.name, a.followers_count, a.verified, now)
+        (platform, a.external_id, a.username, a.name, a.followers_count, a.verified, a.url, now)
         for a in page.authors.values()
         if a.external_id in wanted
     ]
@@ -165,6 +168,7 @@ def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> int:
                     post.posted_at,
                     post.conversation_id,
                     post.in_reply_to_user_id,
+                    post.url,
                     Json(post.referenced_posts),
                     Json(post.public_metrics),
                     score.compound,

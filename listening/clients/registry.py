@@ -1,0 +1,45 @@
+"""Which client reaches which platform: the one place polling and sending ask for a client.
+
+Platform modules are imported when first needed, so a process that never polls Bluesky
+never loads atproto.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.utils.module_loading import import_string
+
+from listening.models import Brand, Platform, Source, TrackedKeyword
+
+if TYPE_CHECKING:
+    from listening.clients.base import PlatformClient
+
+# platform -> dotted path of `client_for_source(source) -> PlatformClient`. What each reads
+# from `Source.credentials` is documented on that function.
+SOURCE_CLIENT_FACTORIES = {
+    Platform.MASTODON: "listening.clients.mastodon.client_for_source",
+    Platform.BLUESKY: "listening.clients.bluesky.client_for_source",
+    Platform.REDDIT: "listening.clients.reddit.client_for_source",
+    Platform.HACKER_NEWS: "listening.clients.hackernews.client_for_source",
+    Platform.RSS: "listening.clients.feeds.client_for_source",
+}
+
+
+def client_for_source(source: Source) -> PlatformClient:
+    return import_string(SOURCE_CLIENT_FACTORIES[source.platform])(source)
+
+
+def client_for_brand_on_x(brand: Brand) -> PlatformClient:
+    from listening.clients.x import x_client_for_brand
+
+    return x_client_for_brand(brand)
+
+
+def client_for_keyword(keyword: TrackedKeyword) -> PlatformClient:
+    """The client that polls `keyword`: X through the brand's credentials, else its source."""
+    if keyword.platform == Platform.X:
+        return client_for_brand_on_x(keyword.brand)
+    if keyword.source is None:
+        raise ValueError(f"keyword {keyword.pk} on {keyword.platform} has no source")
+    return client_for_source(keyword.source)
