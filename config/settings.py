@@ -166,6 +166,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "responses.tasks.resume_stalled_replies",
         "schedule": 60.0,
     },
+    "dispatch-brand-account-reads": {
+        "task": "responses.tasks.dispatch_brand_account_reads",
+        "schedule": envfloat("POLL_DISPATCH_EVERY_SECONDS", "5"),
+    },
 }
 
 # --- Listening ------------------------------------------------------------------------
@@ -181,6 +185,8 @@ X_ACCESS_TOKEN_SECRET = envstr("X_ACCESS_TOKEN_SECRET")
 X_REQUEST_TIMEOUT_SECONDS = envfloat("X_REQUEST_TIMEOUT_SECONDS", "15")
 # How many pages one poll task follows before handing over to the next task.
 POLL_MAX_PAGES = envint("POLL_MAX_PAGES", "10")
+# How often each brand account's own posts are read, to find replies sent outside Earshot.
+OWN_POSTS_POLL_SECONDS = envint("OWN_POSTS_POLL_SECONDS", "60")
 
 # --- Triage ---------------------------------------------------------------------------
 # A claim idle this long returns to the queue (any activity by its holder renews it).

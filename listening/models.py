@@ -23,6 +23,13 @@ class Platform(models.TextChoices):
 # Platforms with a write API: Earshot can post the reply there. On the others the agent
 # answers on the platform itself ("open original") and marks the mention handled.
 REPLYABLE_PLATFORMS = (Platform.X, Platform.MASTODON, Platform.BLUESKY, Platform.REDDIT)
+# The longest reply each of them takes, in characters (Bluesky counts graphemes).
+REPLY_MAX_LENGTH = {
+    Platform.X: 280,
+    Platform.MASTODON: 500,
+    Platform.BLUESKY: 300,
+    Platform.REDDIT: 10_000,
+}
 
 
 class SentimentLabel(models.TextChoices):
@@ -118,16 +125,15 @@ class TrackedKeyword(models.Model):
         return f"{self.brand.name}: {self.query}"
 
 
-class PollCursor(models.Model):
-    """Where polling of one keyword stands, and why it may not poll now.
+class ReadingCursor(models.Model):
+    """Where reading one stream of posts stands, and why it may not be read now.
 
     `since_id` is the newest id of the last *completed* round. While a round pages through
     results, `round_newest_id` and `next_token` hold its progress, so a crash resumes the
     same round instead of skipping or repeating posts. `version` makes each page's write a
-    compare-and-set: a concurrent poll of the same keyword loses and stores nothing.
+    compare-and-set: a concurrent read of the same stream loses and stores nothing.
     """
 
-    keyword = models.OneToOneField(TrackedKeyword, on_delete=models.CASCADE, related_name="cursor")
     # Opaque to everything but the platform's client: an id, a timestamp, an ETag.
     since_id = models.CharField(max_length=500, blank=True)
     round_newest_id = models.CharField(max_length=500, blank=True)
@@ -139,6 +145,38 @@ class PollCursor(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_failing(self) -> bool:
+        return bool(self.last_error)
+
+    @property
+    def is_rate_limited(self) -> bool:
+        return self.blocked_until is not None and self.blocked_until > timezone.now()
+
+    def advance_round(
+        self, *, continued_round: bool, newest_id: str | None, next_token: str | None
+    ) -> None:
+        """Move past a stored page. A round's since_id is the newest id of its FIRST page;
+        later pages only continue it."""
+        round_newest = self.round_newest_id if continued_round else (newest_id or "")
+        if next_token:
+            self.next_token = next_token
+            self.round_newest_id = round_newest
+        else:
+            self.since_id = round_newest or self.since_id
+            self.next_token = ""
+            self.round_newest_id = ""
+        self.version += 1
+
+
+class PollCursor(ReadingCursor):
+    """Where polling of one keyword stands."""
+
+    keyword = models.OneToOneField(TrackedKeyword, on_delete=models.CASCADE, related_name="cursor")
     last_stored_count = models.PositiveIntegerField(default=0)
     # Items the platform sent that could not be understood: counted, explained, never silent.
     skipped_items_total = models.PositiveIntegerField(default=0)
@@ -148,13 +186,30 @@ class PollCursor(models.Model):
     def __str__(self) -> str:
         return f"cursor for {self.keyword}"
 
-    @property
-    def is_failing(self) -> bool:
-        return bool(self.last_error)
 
-    @property
-    def is_rate_limited(self) -> bool:
-        return self.blocked_until is not None and self.blocked_until > timezone.now()
+class AccountCursor(ReadingCursor):
+    """Where reading a brand account's own posts stands: how replies the team sent on the
+    platform itself, outside Earshot, are found. X reads the brand's X handle; every other
+    platform a source's `account_handle`."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="account_cursors")
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    source = models.OneToOneField(
+        Source, on_delete=models.CASCADE, null=True, blank=True, related_name="account_cursor"
+    )
+    linked_total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand"],
+                condition=Q(platform="x"),
+                name="account_cursor_one_x_per_brand",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand.name}'s own posts on {self.get_platform_display()}"
 
 
 class Author(models.Model):
@@ -284,6 +339,10 @@ class Mention(models.Model):
     # rest, so ordering by this one indexed column is ordering by priority at any moment.
     urgency_at = models.DateTimeField()
     priority_reasons = models.JSONField(default=list, blank=True)
+    # Reposts and copies folded under this mention (see Amplification).
+    amplification_count = models.PositiveIntegerField(default=0, db_default=0)
+    # Its words, normalised and hashed: how copies of the same text find it.
+    text_fingerprint = models.CharField(max_length=40, blank=True)
     fetched_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -328,6 +387,9 @@ class Mention(models.Model):
                 name="mention_unclaimed_by_urgency",
             ),
             models.Index(fields=["brand", "-posted_at"], name="mention_brand_posted"),
+            models.Index(
+                fields=["brand", "text_fingerprint", "posted_at"], name="mention_brand_fingerprint"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -366,3 +428,41 @@ class Mention(models.Model):
     @property
     def can_reply_in_earshot(self) -> bool:
         return self.platform in REPLYABLE_PLATFORMS
+
+    @property
+    def reply_max_length(self) -> int:
+        return REPLY_MAX_LENGTH.get(self.platform, 0)
+
+
+class AmplificationKind(models.TextChoices):
+    REPOST = "repost", "Repost"
+    COPY = "copy", "Same words posted again"
+
+
+class Amplification(models.Model):
+    """A post that repeats a mention: a repost, boost or crosspost of it, or its exact words
+    posted again. Folded under the mention instead of queued: one item to answer, with its
+    reach in plain sight, never hundreds of tickets."""
+
+    mention = models.ForeignKey(Mention, on_delete=models.CASCADE, related_name="amplifications")
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=255)
+    author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="amplifications")
+    kind = models.CharField(max_length=8, choices=AmplificationKind.choices)
+    posted_at = models.DateTimeField()
+    url = models.URLField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["posted_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "external_id"], name="amplification_unique_per_platform"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=AmplificationKind.values), name="amplification_kind_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["mention", "posted_at"], name="amplification_by_mention")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.mention} by {self.author}"

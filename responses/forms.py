@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
 
 from config.roles import ROLES
 from listening.models import Mention, MentionStatus, SentimentLabel, TrackedKeyword
-from responses.services.replies import X_REPLY_MAX_LENGTH
 
 
 def team_members():
@@ -101,16 +102,23 @@ class ReplyForm(forms.Form):
         help_text="Kept with the reply, for the team to learn from.",
     )
     text = forms.CharField(
-        widget=forms.Textarea(
-            attrs={"rows": 4, "maxlength": X_REPLY_MAX_LENGTH, "data-counter": "reply-count"}
-        ),
-        max_length=X_REPLY_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4, "data-counter": "reply-count"}),
         label="Your reply",
-        error_messages={
-            "required": "Write a reply before sending.",
-            "max_length": "X allows %(limit_value)d characters; this reply has %(show_value)d.",
-        },
+        error_messages={"required": "Write a reply before sending."},
     )
+
+    def __init__(self, *args: Any, mention: Mention, **kwargs: Any) -> None:
+        """The reply's length limit is that of the mention's platform."""
+        super().__init__(*args, **kwargs)
+        limit = mention.reply_max_length
+        field = self.fields["text"]
+        field.max_length = limit
+        field.validators.append(MaxLengthValidator(limit))
+        field.widget.attrs["maxlength"] = limit
+        field.error_messages["max_length"] = (
+            f"{mention.get_platform_display()} allows %(limit_value)d characters; "
+            "this reply has %(show_value)d."
+        )
 
 
 class ReportPeriodForm(forms.Form):

@@ -18,16 +18,36 @@ class ReplyStatus(models.TextChoices):
     UNDONE = "undone", "Undone"
 
 
+class ReplyOrigin(models.TextChoices):
+    EARSHOT = "earshot", "Sent from Earshot"
+    # Found among the brand account's own posts: someone answered on the platform itself.
+    PLATFORM = "platform", "Answered outside Earshot"
+    # On a platform without a write API the agent answers there and marks it handled here.
+    MARKED = "marked", "Answered on the platform, marked handled"
+
+
 class Reply(models.Model):
-    """A reply to a mention; also the outbox row the send task works from."""
+    """A reply to a mention; also the outbox row the send task works from.
+
+    Replies the team sent outside Earshot are kept too (origin PLATFORM or MARKED), so that
+    response times count every answer the customer got, wherever it was written.
+    """
 
     mention = models.ForeignKey(Mention, on_delete=models.CASCADE, related_name="replies")
+    # Empty for a reply found on the platform: Earshot cannot know who wrote it there.
     agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="replies"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replies",
+    )
+    origin = models.CharField(
+        max_length=8, choices=ReplyOrigin.choices, default=ReplyOrigin.EARSHOT
     )
     text = models.TextField()
     status = models.CharField(max_length=8, choices=ReplyStatus.choices, default=ReplyStatus.QUEUED)
-    external_id = models.CharField(max_length=64, blank=True)
+    external_id = models.CharField(max_length=255, blank=True)
     posted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the platform published the reply"
     )
@@ -50,9 +70,23 @@ class Reply(models.Model):
                 condition=Q(status__in=ReplyStatus.values), name="reply_status_valid"
             ),
             models.CheckConstraint(
+                condition=Q(origin__in=ReplyOrigin.values), name="reply_origin_valid"
+            ),
+            # Only a reply marked handled by hand has no id on the platform.
+            models.CheckConstraint(
                 condition=~Q(status=ReplyStatus.SENT)
-                | (Q(posted_at__isnull=False) & ~Q(external_id="")),
+                | (Q(posted_at__isnull=False) & (~Q(external_id="") | Q(origin="marked"))),
                 name="reply_sent_has_platform_id_and_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(agent__isnull=False) | Q(origin="platform"),
+                name="reply_agent_unless_found_on_platform",
+            ),
+            # A post of the brand's is linked to a mention once, however often it is read.
+            models.UniqueConstraint(
+                fields=["mention", "external_id"],
+                condition=~Q(external_id=""),
+                name="reply_platform_post_once",
             ),
             # One reply in flight per mention: a double click cannot post twice.
             models.UniqueConstraint(
@@ -65,6 +99,13 @@ class Reply(models.Model):
 
     def __str__(self) -> str:
         return f"reply {self.pk} to {self.mention_id} ({self.status})"
+
+    @property
+    def author_label(self) -> str:
+        """Who answered, as the desk shows it."""
+        if self.agent is not None:
+            return self.agent.get_username()
+        return f"the brand on {self.mention.get_platform_display()}"
 
     @property
     def is_sent(self) -> bool:

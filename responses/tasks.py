@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from listening.clients.base import PlatformUnavailable
 from responses.services.claims import claims_release_expired
+from responses.services.native_replies import account_cursors_claim_due, account_posts_read
 from responses.services.replies import replies_resume_stalled, reply_post, reply_wait
 
 
@@ -39,3 +41,18 @@ def resume_stalled_replies() -> int:
     for reply_id in reply_ids:
         send_reply.delay(reply_id)
     return len(reply_ids)
+
+
+@shared_task
+def dispatch_brand_account_reads() -> int:
+    """Beat runs this every few seconds: one read task per brand account that is due."""
+    cursor_ids = account_cursors_claim_due()
+    for cursor_id in cursor_ids:
+        read_brand_account.delay(cursor_id)
+    return len(cursor_ids)
+
+
+# Safe to deliver twice (see account_posts_read), so acknowledge only once it has run.
+@shared_task(acks_late=True)
+def read_brand_account(cursor_id: int) -> int:
+    return account_posts_read(cursor_id=cursor_id, max_pages=settings.POLL_MAX_PAGES).linked

@@ -110,7 +110,9 @@ def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     claim_renew(mention_id=mention_id, agent=request.user)
     mention = _mention_or_404(mention_id)
     presence_beat(mention_id=mention_id, username=request.user.get_username(), state="viewing")
-    return _render_mention(request, mention, ReplyForm(initial=_initial_reply(request, mention)))
+    return _render_mention(
+        request, mention, ReplyForm(initial=_initial_reply(request, mention), mention=mention)
+    )
 
 
 def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, object]:
@@ -223,7 +225,7 @@ def mention_close_view(request: HtmxHttpRequest, mention_id: int, outcome: str) 
 @role_required(AGENT)
 def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     mention = _mention_or_404(mention_id)
-    form = ReplyForm(request.POST)
+    form = ReplyForm(request.POST, mention=mention)
     if not form.is_valid():
         return _render_mention(request, mention, form, status=400)
     try:

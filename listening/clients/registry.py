@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
 
-from listening.models import Brand, Platform, Source, TrackedKeyword
+from listening.models import AccountCursor, Brand, Mention, Platform, Source, TrackedKeyword
 
 if TYPE_CHECKING:
     from listening.clients.base import PlatformClient
@@ -43,3 +43,30 @@ def client_for_keyword(keyword: TrackedKeyword) -> PlatformClient:
     if keyword.source is None:
         raise ValueError(f"keyword {keyword.pk} on {keyword.platform} has no source")
     return client_for_source(keyword.source)
+
+
+def client_for_account(cursor: AccountCursor) -> PlatformClient:
+    """The client that reads the brand account behind `cursor`."""
+    if cursor.platform == Platform.X:
+        return client_for_brand_on_x(cursor.brand)
+    if cursor.source is None:
+        raise ValueError(f"account cursor {cursor.pk} on {cursor.platform} has no source")
+    return client_for_source(cursor.source)
+
+
+def client_for_mention(mention: Mention) -> PlatformClient:
+    """The client that answers `mention`: the source it was heard through, else the brand's
+    active source on that platform with an account to post from."""
+    if mention.platform == Platform.X:
+        return client_for_brand_on_x(mention.brand)
+    keyword = mention.keyword
+    if keyword is not None and keyword.source is not None and keyword.source.account_handle:
+        return client_for_source(keyword.source)
+    source = (
+        Source.objects.filter(brand=mention.brand, platform=mention.platform, is_active=True)
+        .exclude(account_handle="")
+        .first()
+    )
+    if source is None:
+        raise ValueError(f"{mention.brand} has no {mention.get_platform_display()} account")
+    return client_for_source(source)

@@ -24,7 +24,7 @@ from listening.clients.base import (
     SearchPage,
 )
 from listening.clients.registry import client_for_keyword
-from listening.models import PollCursor, TrackedKeyword
+from listening.models import PollCursor, ReadingCursor, TrackedKeyword
 from listening.query import Query, QueryablePost, QuerySyntaxError, parse_query
 from listening.services.storage import page_store
 
@@ -39,6 +39,7 @@ REFUSED_RETRY = timedelta(minutes=15)
 class PollOutcome:
     keyword_id: int
     stored: int = 0
+    folded: int = 0
     pages: int = 0
     skipped: list[str] = field(default_factory=list)
     error: str = ""
@@ -133,17 +134,13 @@ def _store_page(
         # The page and the cursor's move commit together, so a lost commit only means the
         # page is fetched again: waiting for the WAL flush buys nothing here.
         _commit_without_waiting_for_flush()
-        stored = page_store(keyword=keyword, page=page)
-        # A round's since_id is the newest id of its FIRST page; later pages only continue it.
-        round_newest = locked.round_newest_id if cursor.next_token else (page.newest_id or "")
-        if page.next_token:
-            locked.next_token = page.next_token
-            locked.round_newest_id = round_newest
-        else:
-            locked.since_id = round_newest or locked.since_id
-            locked.next_token = ""
-            locked.round_newest_id = ""
-        locked.version += 1
+        stored_page = page_store(keyword=keyword, page=page)
+        stored = stored_page.new_mentions
+        locked.advance_round(
+            continued_round=bool(cursor.next_token),
+            newest_id=page.newest_id,
+            next_token=page.next_token,
+        )
         locked.last_polled_at = now
         locked.last_success_at = now
         locked.last_error = ""
@@ -158,6 +155,7 @@ def _store_page(
             locked.blocked_until = page.rate_limit.reset_at
         locked.save()
     outcome.stored += stored
+    outcome.folded += stored_page.folded
     outcome.skipped.extend(item.reason for item in page.rejected)
     return locked
 
@@ -168,6 +166,13 @@ def _commit_without_waiting_for_flush() -> None:
 
 
 def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome) -> None:
+    outcome.error = cursor_record_failure(cursor, exc)
+    if isinstance(exc, RateLimited):
+        outcome.rate_limited_until = exc.reset_at
+
+
+def cursor_record_failure(cursor: ReadingCursor, exc: PlatformError) -> str:
+    """Note a failed read on `cursor` and when to try again; returns the reason."""
     now = timezone.now()
     changes: dict[str, object] = {
         "last_polled_at": now,
@@ -177,12 +182,11 @@ def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome
     if isinstance(exc, RateLimited):
         changes["blocked_until"] = exc.reset_at
         changes["next_poll_at"] = exc.reset_at
-        outcome.rate_limited_until = exc.reset_at
     elif isinstance(exc, AuthenticationFailed | RequestRejected):
         changes["next_poll_at"] = now + REFUSED_RETRY
-    logger.warning("Polling keyword %s failed: %s", cursor.keyword_id, exc)
-    PollCursor.objects.filter(pk=cursor.pk).update(**changes)
-    outcome.error = str(exc)
+    logger.warning("Reading %s failed: %s", cursor, exc)
+    type(cursor).objects.filter(pk=cursor.pk).update(**changes)
+    return str(exc)
 
 
 def poll_cursors_ensure(*, due_at: datetime) -> int:

@@ -28,6 +28,9 @@ REPEAT_COMPLAINT_CAP_MINUTES = 60
 ADVOCATE_MINUTES = 10
 ADVOCATE_FROM_POSITIVE = 3
 FOLLOW_UP_MINUTES = 30
+# Reposts and copies folded under a mention: 10 reposts of a complaint add 10 minutes,
+# 100 add 20 (a third of that when it is not a complaint).
+AMPLIFICATION_MINUTES_PER_DECADE = 10
 _ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 
 
@@ -91,3 +94,21 @@ def mention_priority(facts: PriorityFacts) -> Priority:
         minutes += ADVOCATE_MINUTES
         reasons.append(f"loyal: {facts.earlier_positive} positive mentions")
     return Priority(head_start=timedelta(minutes=minutes), reasons=reasons)
+
+
+def amplification_head_start(*, count: int, label: str) -> timedelta:
+    """How much earlier `count` folded reposts and copies make a mention."""
+    if count <= 0:
+        return timedelta(0)
+    weight = 1.0 if label == SentimentLabel.NEGATIVE else REACH_WEIGHT_UNLESS_NEGATIVE
+    return timedelta(minutes=weight * AMPLIFICATION_MINUTES_PER_DECADE * math.log10(1 + count))
+
+
+def amplification_reason(count: int) -> str:
+    return f"amplified ×{_compact(count)}"
+
+
+def with_amplification_reason(reasons: list[str], count: int) -> list[str]:
+    """`reasons` with its amplification entry (if any) replaced by one for `count`."""
+    kept = [reason for reason in reasons if not reason.startswith("amplified ×")]
+    return [*kept, amplification_reason(count)] if count else kept

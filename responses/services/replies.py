@@ -20,7 +20,7 @@ from listening.clients.base import (
     PostedReply,
     RequestRejected,
 )
-from listening.clients.x import x_client_for_brand
+from listening.clients.registry import client_for_mention
 from listening.models import OPEN_STATUSES, Mention, MentionStatus
 from responses.models import Reply, ReplyStatus
 from responses.services.claims import lease_end
@@ -28,8 +28,6 @@ from responses.services.form_letters import SimilarReply, form_letter_check
 from responses.services.tone import ToneWarning, tone_check
 
 logger = logging.getLogger(__name__)
-
-X_REPLY_MAX_LENGTH = 280
 
 
 class ReplyRefused(Exception):
@@ -81,8 +79,8 @@ def reply_submit(
     reply is refused and theirs is shown, so a customer never gets two answers because two
     people were typing at once. A reply the tone guard or the form-letter detector warns
     about raises ReplyNeedsReview, unless `override_reason` says why it should go as it is;
-    the overridden warnings and the reason are kept on the reply and logged. The mention leaves the open queue at once (status
-    "replying") and the send task is enqueued only once this transaction commits. Raises
+    the overridden warnings and the reason are kept on the reply and logged. The mention
+    leaves the open queue at once (status "replying") and the send task is enqueued only once this transaction commits. Raises
     ReplyRefused with the reason.
     """
     # Imported here: tasks import this module.
@@ -91,14 +89,23 @@ def reply_submit(
     text = text.strip()
     if not text:
         raise ReplyRefused("The reply is empty.")
-    if len(text) > X_REPLY_MAX_LENGTH:
-        raise ReplyRefused(f"X allows {X_REPLY_MAX_LENGTH} characters; this reply has {len(text)}.")
     with transaction.atomic():
         mention = (
             Mention.objects.select_for_update(of=("self",))
             .select_related("claimed_by", "author", "brand")
             .get(pk=mention_id)
         )
+        platform = mention.get_platform_display()
+        if not mention.can_reply_in_earshot:
+            raise ReplyRefused(
+                f"{platform} has no API to reply through: answer there (Open on {platform}), "
+                "then mark the mention handled."
+            )
+        if len(text) > mention.reply_max_length:
+            raise ReplyRefused(
+                f"{platform} allows {mention.reply_max_length} characters; "
+                f"this reply has {len(text)}."
+            )
         if opened_at is not None:
             answered_meanwhile = (
                 Reply.objects.filter(mention=mention, created_at__gt=opened_at)
@@ -109,7 +116,7 @@ def reply_submit(
             )
             if answered_meanwhile is not None:
                 raise ReplyRefused(
-                    f"{answered_meanwhile.agent.get_username()} replied after you opened this "
+                    f"{answered_meanwhile.author_label} replied after you opened this "
                     "mention; your reply was not sent. Theirs is shown below.",
                     other_reply=answered_meanwhile,
                 )
@@ -208,7 +215,7 @@ def reply_post(
         logger.info("Reply %s is not due or not queued any more; nothing to send", reply_id)
         return None
     reply = Reply.objects.select_related("mention__brand").get(pk=reply_id)
-    client = client or x_client_for_brand(reply.mention.brand)
+    client = client or client_for_mention(reply.mention)
     try:
         posted = _already_posted(reply, client) if reply.outcome_unknown else None
         if posted is None:

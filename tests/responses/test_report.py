@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import count
 
 import pytest
 from django.urls import reverse
@@ -21,13 +22,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+_post_ids = count(1_900_000_000_000_000_000)
+
+
 def answer(mention, agent, after: timedelta, status="sent") -> Reply:
     return Reply.objects.create(
         mention=mention,
         agent=agent,
         text="thanks",
         status=status,
-        external_id=str(mention.pk * 10) if status == "sent" else "",
+        external_id=str(next(_post_ids)) if status == "sent" else "",
         posted_at=mention.posted_at + after if status == "sent" else None,
     )
 
