@@ -15,6 +15,7 @@ from django.utils import timezone
 from listening.models import (
     OPEN_STATUSES,
     UNCLAIMED_STATUSES,
+    Amplification,
     Author,
     AuthorTag,
     AuthorTagKind,
@@ -116,6 +117,20 @@ def undone_reply_text(*, mention: Mention, agent, reply_id: str) -> str:
         .values_list("text", flat=True)
         .first()
         or ""
+    )
+
+
+AMPLIFIERS_SHOWN = 50
+
+
+def mention_amplifiers(*, mention: Mention) -> list[Amplification]:
+    """Who reposted or copied the mention, earliest first (the first 50)."""
+    if not mention.amplification_count:
+        return []
+    return list(
+        Amplification.objects.filter(mention=mention)
+        .select_related("author")
+        .order_by("posted_at", "id")[:AMPLIFIERS_SHOWN]
     )
 
 

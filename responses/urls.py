@@ -38,6 +38,7 @@ urlpatterns = [
         name="resolve",
     ),
     path("mentions/<int:mention_id>/reply/", views.reply_send_view, name="reply"),
+    path("mentions/<int:mention_id>/handled/", views.mention_handled_view, name="handled"),
     path(
         "mentions/<int:mention_id>/customer/tags/<str:tag>/add/",
         views.customer_tag_add_view,

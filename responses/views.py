@@ -26,6 +26,7 @@ from responses.selectors import (
     QUEUE_PAGE_SIZE,
     conversation_thread,
     customer_profile,
+    mention_amplifiers,
     mention_replies,
     priority_explained,
     queue_mentions,
@@ -44,7 +45,13 @@ from responses.services.claims import (
 )
 from responses.services.customers import author_tag_add, author_tag_remove
 from responses.services.drafts import draft_for_mention
-from responses.services.replies import ReplyNeedsReview, ReplyRefused, reply_submit, reply_undo
+from responses.services.replies import (
+    ReplyNeedsReview,
+    ReplyRefused,
+    reply_mark_handled,
+    reply_submit,
+    reply_undo,
+)
 
 
 @role_required(AGENT)
@@ -143,6 +150,7 @@ def _render_mention(
         "mention_id": mention.pk,
         "form": form,
         "replies": mention_replies(mention=mention),
+        "amplifications": mention_amplifiers(mention=mention),
         "can_reply": can_reply,
         "priority": priority_explained(mention, now=timezone.now()),
         "assign_form": AssignForm() if has_role(request.user, SUPERVISOR) else None,
@@ -218,6 +226,17 @@ def mention_close_view(request: HtmxHttpRequest, mention_id: int, outcome: str) 
         messages.success(request, CLOSED_AS[outcome])
         return redirect("responses:queue")
     messages.warning(request, "Someone else holds this mention, or it is already closed.")
+    return redirect("responses:mention", mention_id=mention_id)
+
+
+@require_POST
+@role_required(AGENT)
+def mention_handled_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    _mention_or_404(mention_id)
+    if reply_mark_handled(mention_id=mention_id, agent=request.user):
+        messages.success(request, "Marked handled: answered on the platform.")
+        return redirect("responses:queue")
+    messages.warning(request, "Someone else holds this mention, or it is already answered.")
     return redirect("responses:mention", mention_id=mention_id)
 
 

@@ -22,8 +22,8 @@ from listening.clients.base import (
 )
 from listening.clients.registry import client_for_mention
 from listening.models import OPEN_STATUSES, Mention, MentionStatus
-from responses.models import Reply, ReplyStatus
-from responses.services.claims import lease_end
+from responses.models import Reply, ReplyOrigin, ReplyStatus
+from responses.services.claims import claimable, lease_end
 from responses.services.form_letters import SimilarReply, form_letter_check
 from responses.services.tone import ToneWarning, tone_check
 
@@ -158,6 +158,29 @@ def reply_submit(
         # Leaves once the undo window has passed (the task checks send_after again).
         send_reply.apply_async_on_commit((reply.pk,), countdown=settings.REPLY_UNDO_SECONDS)
     return reply
+
+
+def reply_mark_handled(*, mention_id: int, agent: AbstractBaseUser) -> Reply | None:
+    """Record that the agent answered on the platform itself (one without a write API).
+
+    Allowed where the agent could reply: an open mention nobody else holds. The mention is
+    then replied, and the moment of marking counts as the response time. None if refused.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        marked = Mention.objects.filter(
+            claimable(now) | Q(status=MentionStatus.CLAIMED, claimed_by=agent), pk=mention_id
+        ).update(status=MentionStatus.REPLIED, claimed_by=agent, claim_expires_at=None)
+        if not marked:
+            return None
+        return Reply.objects.create(
+            mention_id=mention_id,
+            agent=agent,
+            origin=ReplyOrigin.MARKED,
+            text="",
+            status=ReplyStatus.SENT,
+            posted_at=now,
+        )
 
 
 def reply_wait(*, reply_id: int) -> timedelta:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import reverse
 
 from listening.models import Amplification, AmplificationKind, Mention
 from listening.services.polling import keyword_poll
@@ -157,3 +158,21 @@ def test_a_copy_after_the_window_is_a_new_mention(x_sim, keyword):
 
     assert Mention.objects.count() == 2
     assert Amplification.objects.count() == 0
+
+
+def test_the_queue_and_the_mention_page_show_the_amplification(x_sim, keyword, client, agent):
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    original = x_sim.add_tweet(text=COMPLAINT, author=customer("angry_ann"), created_at=start)
+    for n in range(3):
+        retweet(x_sim, original, f"echo{n}", start + timedelta(seconds=n + 1), of="angry_ann")
+    poll(keyword)
+    mention = Mention.objects.get()
+    client.force_login(agent)
+
+    queue = client.get(reverse("responses:queue")).content.decode()
+    page = client.get(reverse("responses:mention", args=[mention.pk])).content.decode()
+
+    assert queue.count('class="mention-row') == 1
+    assert "↻ 3" in queue
+    assert "Amplified 3 times" in page
+    assert all(f"@echo{n}" in page for n in range(3))
