@@ -185,6 +185,9 @@ X_ACCESS_TOKEN_SECRET = envstr("X_ACCESS_TOKEN_SECRET")
 X_REQUEST_TIMEOUT_SECONDS = envfloat("X_REQUEST_TIMEOUT_SECONDS", "15")
 # How many pages one poll task follows before handing over to the next task.
 POLL_MAX_PAGES = envint("POLL_MAX_PAGES", "10")
+# A new keyword reads the platform's recent window (X: 7 days) once. Posts from the last
+# this many hours join the queue; older ones are kept as history (customer panel, reports).
+BACKFILL_QUEUE_HOURS = envint("BACKFILL_QUEUE_HOURS", "24")
 # How often each brand account's own posts are read, to find replies sent outside Earshot.
 OWN_POSTS_POLL_SECONDS = envint("OWN_POSTS_POLL_SECONDS", "60")
 

@@ -174,9 +174,20 @@ class ReadingCursor(models.Model):
 
 
 class PollCursor(ReadingCursor):
-    """Where polling of one keyword stands."""
+    """Where polling of one keyword stands.
+
+    A new keyword's first round reads only the newest page; the older pages of the
+    platform's recent window (X: 7 days) are read by the backfill, from
+    `backfill_next_token`, one page at a time when the budget has room, so live polling
+    is never held up by history.
+    """
 
     keyword = models.OneToOneField(TrackedKeyword, on_delete=models.CASCADE, related_name="cursor")
+    backfill_next_token = models.CharField(max_length=500, blank=True)
+    backfill_pages = models.PositiveIntegerField(default=0)
+    backfill_done_at = models.DateTimeField(null=True, blank=True)
+    # New mentions per hour, smoothed: how the scheduler shares a budget by volume.
+    volume_per_hour = models.FloatField(default=0.0)
     last_stored_count = models.PositiveIntegerField(default=0)
     # Items the platform sent that could not be understood: counted, explained, never silent.
     skipped_items_total = models.PositiveIntegerField(default=0)
@@ -185,6 +196,26 @@ class PollCursor(ReadingCursor):
 
     def __str__(self) -> str:
         return f"cursor for {self.keyword}"
+
+
+class RateBudget(models.Model):
+    """What is left of one credential's rate limit in the current window.
+
+    Earshot counts its own calls here (so none is made past the limit) and corrects the count
+    from the platform's rate-limit headers; after a 429 nothing is called before `reset_at`.
+    `key` names the credential and endpoint, e.g. "x-search:<token hash>" or "source:12".
+    """
+
+    key = models.CharField(max_length=100, unique=True)
+    limit = models.PositiveIntegerField()
+    window_seconds = models.PositiveIntegerField()
+    remaining = models.IntegerField()
+    reset_at = models.DateTimeField()
+    # From the platform's own headers, when they were last read.
+    observed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.remaining}/{self.limit} until {self.reset_at:%H:%M:%S}"
 
 
 class AccountCursor(ReadingCursor):
@@ -288,6 +319,8 @@ class MentionStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
     NO_REPLY_NEEDED = "no_reply_needed", "Ignored: no reply needed"
     SPAM = "spam", "Spam"
+    # Read by a new keyword's backfill, from before Earshot listened: history, not queued.
+    ARCHIVED = "archived", "History, from before Earshot listened"
 
 
 # Waiting for someone to take them.

@@ -5,7 +5,12 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from listening.services.polling import keyword_poll, poll_claim_due
+from listening.services.polling import (
+    backfill_due,
+    keyword_backfill_page,
+    keyword_poll,
+    poll_claim_due,
+)
 
 
 @shared_task
@@ -14,6 +19,9 @@ def dispatch_due_polls() -> int:
     keyword_ids = poll_claim_due()
     for keyword_id in keyword_ids:
         poll_keyword.delay(keyword_id)
+    # History comes after live polls, a page per keyword per round, budget permitting.
+    for keyword_id in backfill_due():
+        backfill_keyword.delay(keyword_id)
     return len(keyword_ids)
 
 
@@ -21,3 +29,8 @@ def dispatch_due_polls() -> int:
 @shared_task(acks_late=True)
 def poll_keyword(keyword_id: int) -> int:
     return keyword_poll(keyword_id=keyword_id, max_pages=settings.POLL_MAX_PAGES).stored
+
+
+@shared_task(acks_late=True)
+def backfill_keyword(keyword_id: int) -> int:
+    return keyword_backfill_page(keyword_id=keyword_id)

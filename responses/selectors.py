@@ -20,6 +20,7 @@ from listening.models import (
     AuthorTag,
     AuthorTagKind,
     Mention,
+    MentionStatus,
     SentimentLabel,
 )
 from listening.services.priority import ADVOCATE_FROM_POSITIVE
@@ -211,7 +212,12 @@ def response_report(*, since: datetime, until: datetime) -> ResponseReport:
             ResponseTimes(label=username, answered=count, median=_seconds(p50), p90=_seconds(p90))
             for username, count, p50, p90 in cursor.fetchall()
         ]
-    total = Mention.objects.filter(posted_at__gte=since, posted_at__lt=until).count()
+    # History read by a backfill was never the team's to answer.
+    total = (
+        Mention.objects.filter(posted_at__gte=since, posted_at__lt=until)
+        .exclude(status=MentionStatus.ARCHIVED)
+        .count()
+    )
     return ResponseReport(
         since=since, until=until, mentions=total, overall=overall, per_agent=per_agent
     )

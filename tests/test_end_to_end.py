@@ -92,7 +92,7 @@ def test_every_matching_customer_tweet_of_the_dataset_becomes_one_mention(x_sim)
         r["tweet_id"] for r in rows if r["inbound"] == "True" and addressed.search(r["text"])
     }
 
-    call_command("poll", stdout=StringIO())
+    call_command("poll", "--backfill", stdout=StringIO())
 
     assert loaded == len(rows) == 2675
     assert len(expected) > 300

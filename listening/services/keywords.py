@@ -37,7 +37,16 @@ def keyword_update(
     stored_query = TrackedKeyword.objects.values_list("query", flat=True).get(pk=keyword.pk)
     if query != stored_query:
         PollCursor.objects.filter(keyword=keyword).update(
-            since_id="", next_token="", round_newest_id="", last_error="", version=0
+            since_id="",
+            next_token="",
+            round_newest_id="",
+            last_error="",
+            version=0,
+            # A new query has a history of its own to read.
+            backfill_next_token="",
+            backfill_done_at=None,
+            backfill_pages=0,
+            volume_per_hour=0.0,
         )
     keyword.brand = brand
     keyword.query = query

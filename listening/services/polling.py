@@ -8,11 +8,14 @@ a compare-and-set on the cursor's version: a crash between pages resumes the sam
 from __future__ import annotations
 
 import logging
+import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from listening.clients.base import (
@@ -26,6 +29,15 @@ from listening.clients.base import (
 from listening.clients.registry import client_for_keyword
 from listening.models import PollCursor, ReadingCursor, TrackedKeyword
 from listening.query import Query, QueryablePost, QuerySyntaxError, parse_query
+from listening.services.budgets import (
+    BudgetSpec,
+    budget_block,
+    budget_for_keyword,
+    budget_observe,
+    budget_state,
+    budget_take,
+)
+from listening.services.scheduling import KeywordLoad, plan_poll_intervals
 from listening.services.storage import page_store
 
 logger = logging.getLogger(__name__)
@@ -33,6 +45,17 @@ logger = logging.getLogger(__name__)
 # After X refuses the credentials or the query, try again only now and then: neither will
 # fix itself, but an admin may fix it at any time.
 REFUSED_RETRY = timedelta(minutes=15)
+# History is read only while more than this share of the budget's window is left.
+BACKFILL_HEADROOM = 0.25
+
+
+def smoothed_rate(*, per_hour: float, count: int, seconds: float) -> float:
+    """An hourly rate, exponentially smoothed over about an hour, after `count` more events
+    in the last `seconds`."""
+    if seconds <= 0:
+        return per_hour + count
+    keep = math.exp(-seconds / 3600)
+    return keep * per_hour + (1 - keep) * count * 3600 / seconds
 
 
 @dataclass(slots=True)
@@ -44,6 +67,8 @@ class PollOutcome:
     skipped: list[str] = field(default_factory=list)
     error: str = ""
     rate_limited_until: datetime | None = None
+    # The credential's budget ran out first: the poll resumes when it resets.
+    budget_wait_until: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -74,8 +99,11 @@ def keyword_poll(
             cursor, RequestRejected(f"The keyword's query is not valid: {exc}"), outcome
         )
         return outcome
+    budget = budget_for_keyword(keyword)
 
     for _ in range(max_pages):
+        if not _budget_allows_call(budget, cursor, outcome):
+            return outcome
         try:
             page = client.search_page(
                 query=remote_query,
@@ -83,9 +111,13 @@ def keyword_poll(
                 next_token=cursor.next_token or None,
             )
         except PlatformError as exc:
+            if isinstance(exc, RateLimited):
+                budget_block(budget, until=exc.reset_at)
             _record_failure(cursor, exc, outcome)
             return outcome
         outcome.pages += 1
+        if page.rate_limit is not None:
+            budget_observe(budget, page.rate_limit)
         if local_filter is not None:
             _keep_matching(page, local_filter)
         cursor = _store_page(keyword=keyword, cursor=cursor, page=page, outcome=outcome)
@@ -94,6 +126,74 @@ def keyword_poll(
         if not cursor.next_token or cursor.is_rate_limited:
             break
     return outcome
+
+
+def _budget_allows_call(budget: BudgetSpec, cursor: PollCursor, outcome: PollOutcome) -> bool:
+    """Take a call from the budget; when none is left, wait for its reset (not an error)."""
+    if budget_take(budget):
+        return True
+    _, reset_at = budget_state(budget)
+    outcome.budget_wait_until = reset_at
+    if reset_at is not None:
+        PollCursor.objects.filter(pk=cursor.pk).update(next_poll_at=reset_at)
+    logger.info("Keyword %s waits for budget %s until %s", cursor.keyword_id, budget.key, reset_at)
+    return False
+
+
+def keyword_backfill_page(*, keyword_id: int, client: PlatformClient | None = None) -> int:
+    """Read one page of the keyword's history (the older pages of its first round).
+
+    Runs only while the budget has more than BACKFILL_HEADROOM of its window left, so live
+    polls always come first. Safe twice at once: the token moves by compare-and-set and
+    mentions are stored once. Posts older than settings.BACKFILL_QUEUE_HOURS are stored
+    as history (status archived), not queued. Returns how many mentions were new.
+    """
+    keyword = TrackedKeyword.objects.select_related("brand", "source").get(pk=keyword_id)
+    cursor = PollCursor.objects.get(keyword=keyword)
+    token = cursor.backfill_next_token
+    if not token or not keyword.is_active or cursor.is_rate_limited:
+        return 0
+    budget = budget_for_keyword(keyword)
+    remaining, _ = budget_state(budget)
+    if remaining <= budget.limit * BACKFILL_HEADROOM or not budget_take(budget):
+        return 0
+    client = client or client_for_keyword(keyword)
+    remote_query, local_filter = parse_query(keyword.query).split_for(client.syntax)
+    try:
+        page = client.search_page(query=remote_query, since_id=None, next_token=token)
+    except PlatformError as exc:
+        if isinstance(exc, RateLimited):
+            budget_block(budget, until=exc.reset_at)
+        logger.warning("Backfill of keyword %s failed, will retry: %s", keyword.pk, exc)
+        return 0
+    if page.rate_limit is not None:
+        budget_observe(budget, page.rate_limit)
+    if local_filter is not None:
+        _keep_matching(page, local_filter)
+    now = timezone.now()
+    with transaction.atomic():
+        moved = PollCursor.objects.filter(pk=cursor.pk, backfill_next_token=token).update(
+            backfill_next_token=page.next_token or "",
+            backfill_pages=F("backfill_pages") + 1,
+            backfill_done_at=None if page.next_token else now,
+        )
+        if not moved:
+            return 0
+        stored = page_store(
+            keyword=keyword,
+            page=page,
+            archive_before=now - timedelta(hours=settings.BACKFILL_QUEUE_HOURS),
+        )
+    return stored.new_mentions
+
+
+def backfill_due() -> list[int]:
+    """Keywords with history still to read."""
+    return list(
+        PollCursor.objects.filter(keyword__is_active=True)
+        .exclude(backfill_next_token="")
+        .values_list("keyword_id", flat=True)
+    )
 
 
 def _keep_matching(page: SearchPage, query: Query) -> None:
@@ -136,11 +236,30 @@ def _store_page(
         _commit_without_waiting_for_flush()
         stored_page = page_store(keyword=keyword, page=page)
         stored = stored_page.new_mentions
+        next_token = page.next_token
+        first_page_ever = (
+            locked.backfill_done_at is None
+            and not locked.backfill_next_token
+            and not locked.since_id
+            and not cursor.next_token
+        )
+        if first_page_ever:
+            # A new keyword: the newest page starts live polling at once; the rest of the
+            # platform's window is history, for the backfill to read when budget allows.
+            locked.backfill_next_token = next_token or ""
+            locked.backfill_done_at = None if next_token else now
+            next_token = None
         locked.advance_round(
             continued_round=bool(cursor.next_token),
             newest_id=page.newest_id,
-            next_token=page.next_token,
+            next_token=next_token,
         )
+        if locked.last_success_at is not None:
+            locked.volume_per_hour = smoothed_rate(
+                per_hour=locked.volume_per_hour,
+                count=stored,
+                seconds=(now - locked.last_success_at).total_seconds(),
+            )
         locked.last_polled_at = now
         locked.last_success_at = now
         locked.last_error = ""
@@ -201,11 +320,13 @@ def poll_cursors_ensure(*, due_at: datetime) -> int:
 def poll_claim_due(*, now: datetime | None = None) -> list[int]:
     """Claim every due, active, unblocked keyword for one poll; return their ids.
 
-    The claim is a conditional UPDATE of `next_poll_at`: if two dispatchers run at once,
-    each keyword is claimed by exactly one of them.
+    Each claimed keyword's next poll is set by the budget plan (listening/services/
+    scheduling.py). The claim is a conditional UPDATE of `next_poll_at`: if two
+    dispatchers run at once, each keyword is claimed by exactly one of them.
     """
     now = now or timezone.now()
     poll_cursors_ensure(due_at=now)
+    intervals = poll_intervals_planned()
     due = PollCursor.objects.filter(
         Q(blocked_until__isnull=True) | Q(blocked_until__lte=now),
         keyword__is_active=True,
@@ -213,9 +334,31 @@ def poll_claim_due(*, now: datetime | None = None) -> list[int]:
     ).values_list("pk", "keyword_id", "keyword__poll_interval_seconds", "next_poll_at")
     claimed: list[int] = []
     for cursor_pk, keyword_id, interval, seen_next_poll_at in due:
+        seconds = intervals.get(keyword_id, interval)
         won = PollCursor.objects.filter(pk=cursor_pk, next_poll_at=seen_next_poll_at).update(
-            next_poll_at=now + timedelta(seconds=interval)
+            next_poll_at=now + timedelta(seconds=seconds)
         )
         if won == 1:
             claimed.append(keyword_id)
     return claimed
+
+
+def poll_intervals_planned() -> dict[int, float]:
+    """Seconds between polls for every active keyword, planned per shared budget."""
+    keywords = TrackedKeyword.objects.filter(is_active=True).select_related(
+        "brand", "source", "cursor"
+    )
+    groups: dict[BudgetSpec, list[KeywordLoad]] = defaultdict(list)
+    for keyword in keywords:
+        cursor = getattr(keyword, "cursor", None)
+        groups[budget_for_keyword(keyword)].append(
+            KeywordLoad(
+                keyword_id=keyword.pk,
+                min_interval_seconds=keyword.poll_interval_seconds,
+                volume_per_hour=cursor.volume_per_hour if cursor else 0.0,
+            )
+        )
+    intervals: dict[int, float] = {}
+    for budget, loads in groups.items():
+        intervals.update(plan_poll_intervals(loads, budget))
+    return intervals

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -306,13 +306,16 @@ def _amplify(cursor, added: Counter[int]) -> None:
     )
 
 
-def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> StoredPage:
+def page_store(
+    *, keyword: TrackedKeyword, page: SearchPage, archive_before: datetime | None = None
+) -> StoredPage:
     """Store a page's posts as mentions of `keyword`, folding reposts and copies.
 
     Runs inside the caller's transaction. A post already stored (by this or another
     keyword) is left as it is: mentions and amplifications are unique per platform and
     external id. The original of a repost, when the platform sent it along, is stored as a
-    mention of its own so the repost has something to fold under.
+    mention of its own so the repost has something to fold under. Posts older than
+    `archive_before` (history read by the backfill) are stored archived, not queued.
     """
     result = StoredPage()
     # A page never repeats a post, but keep the first of any duplicate to be safe.
@@ -344,11 +347,18 @@ def page_store(*, keyword: TrackedKeyword, page: SearchPage) -> StoredPage:
             author_pks=author_pks,
             fingerprints=fingerprints,
             now=now,
+            archive_before=archive_before,
         )
         result.folded = _store_folds(
             cursor, platform=platform, folds=folds, author_pks=author_pks, now=now
         )
     return result
+
+
+def _initial_status(post: FetchedPost, *, follow_up: bool, archive_before: datetime | None) -> str:
+    if archive_before is not None and post.posted_at < archive_before:
+        return MentionStatus.ARCHIVED
+    return MentionStatus.REOPENED if follow_up else MentionStatus.NEW
 
 
 def _insert_mentions(
@@ -360,6 +370,7 @@ def _insert_mentions(
     author_pks: dict[str, int],
     fingerprints: dict[str, str],
     now,
+    archive_before: datetime | None,
 ) -> int:
     if not posts:
         return 0
@@ -404,7 +415,7 @@ def _insert_mentions(
                 score.neutral,
                 score.negative,
                 score.label,
-                MentionStatus.REOPENED if follow_up else MentionStatus.NEW,
+                _initial_status(post, follow_up=follow_up, archive_before=archive_before),
                 post.posted_at - priority.head_start,
                 Json(priority.reasons),
                 fingerprints[post.external_id],

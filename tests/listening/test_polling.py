@@ -31,6 +31,14 @@ def search_requests(sim) -> list:
     return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
 
 
+def start_listening(keyword) -> None:
+    """Put the keyword's first round, and with it its backfill, behind it (tests of live
+    multi-page rounds; a new keyword's first round reads one page, see test_backfill.py)."""
+    outcome = keyword_poll(keyword_id=keyword.pk, max_pages=1)
+    assert outcome.ok and outcome.stored == 0
+    assert PollCursor.objects.get(keyword=keyword).backfill_done_at is not None
+
+
 def add_stream(sim, count: int, label: str) -> list[dict]:
     """`count` matching posts by different customers, a second apart, ending an hour ago."""
     base = datetime.now(UTC) - timedelta(hours=1, seconds=count)
@@ -122,19 +130,21 @@ def test_polling_again_adds_nothing_and_resumes_after_the_newest_post(x_sim, key
 
 
 def test_it_follows_every_page_and_keeps_the_first_pages_newest_id(x_sim, keyword):
+    start_listening(keyword)
     posts = add_stream(x_sim, 250, "pager")
 
     assert "stored 250 new mentions from 3 page(s)" in poll_output()
 
     assert Mention.objects.count() == 250
     requests = search_requests(x_sim)
-    assert [("next_token" in r[2]) for r in requests] == [False, True, True]
+    assert [("next_token" in r[2]) for r in requests] == [False, False, True, True]
     cursor = PollCursor.objects.get(keyword=keyword)
     assert cursor.since_id == posts[-1]["id"]
     assert (cursor.next_token, cursor.round_newest_id) == ("", "")
 
 
 def test_an_interrupted_round_resumes_without_skipping_or_repeating(x_sim, keyword):
+    start_listening(keyword)
     add_stream(x_sim, 250, "resumer")
     first = keyword_poll(keyword_id=keyword.pk, max_pages=1)
     assert (first.stored, first.pages) == (100, 1)
@@ -321,6 +331,7 @@ def test_a_post_two_keywords_match_is_stored_once(x_sim, keyword, brand):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
+    start_listening(keyword)
     add_stream(x_sim, 300, "busy")
     outcomes = all_at_once(lambda _: keyword_poll(keyword_id=keyword.pk, max_pages=10), [1, 2, 3])
 
@@ -333,6 +344,8 @@ def test_concurrent_polls_of_one_keyword_store_each_post_once(x_sim, keyword):
 
 
 def test_a_spent_budget_stops_the_round_between_pages_without_a_refused_call(x_sim, keyword):
+    start_listening(keyword)
+    x_sim.reset()  # a fresh rate-limit window, of one call
     x_sim.rate_limit = 1
     add_stream(x_sim, 150, "paged")
 

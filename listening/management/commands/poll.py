@@ -3,12 +3,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from listening.models import TrackedKeyword
-from listening.services.polling import keyword_poll
+from listening.models import PollCursor, TrackedKeyword
+from listening.services.polling import keyword_backfill_page, keyword_poll
 
 
 class Command(BaseCommand):
     help = "Run one polling round now, synchronously, for every active keyword."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--backfill",
+            action="store_true",
+            help="Then read each new keyword's history (its platform's recent window) to the "
+            "end, budget permitting.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         keywords = TrackedKeyword.objects.filter(is_active=True).select_related("brand")
@@ -33,3 +41,17 @@ class Command(BaseCommand):
                     f"{label}: stored {outcome.stored} new mentions "
                     f"from {outcome.pages} page(s){skipped}"
                 )
+            if options["backfill"]:
+                self._backfill(keyword, label)
+
+    def _backfill(self, keyword: TrackedKeyword, label: str) -> None:
+        stored = pages = 0
+        while PollCursor.objects.filter(keyword=keyword).exclude(backfill_next_token="").exists():
+            before = PollCursor.objects.get(keyword=keyword).backfill_pages
+            stored += keyword_backfill_page(keyword_id=keyword.pk)
+            if PollCursor.objects.get(keyword=keyword).backfill_pages == before:
+                self.stdout.write(self.style.WARNING(f"{label}: history paused (budget or error)"))
+                break
+            pages += 1
+        if pages:
+            self.stdout.write(f"{label}: history: {stored} new mentions from {pages} page(s)")
