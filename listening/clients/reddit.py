@@ -281,7 +281,7 @@ def _optional_str(data: dict[str, Any], field: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"field '{field}' is a {type(value).__name__}, not text")
+        raise ValueError(f"field '{field}' holds {type(value).__name__}, not text")
     return _clean_text(value)
 
 
@@ -670,7 +670,7 @@ def _write_wait(message: str) -> timedelta:
 
 
 def _reddit_words(response: requests.Response | None) -> str:
-    """The most specific human words in a Reddit error answer."""
+    """The most specific human words in a Reddit error answer (not its bare status phrase)."""
     if response is None:
         return ""
     try:
@@ -680,11 +680,9 @@ def _reddit_words(response: requests.Response | None) -> str:
     if not isinstance(body, dict):
         return ""
     parts = [
-        str(body[key]) for key in ("message", "reason", "explanation", "error_description")
-        if isinstance(body.get(key), str) and body[key]
+        body[key] for key in ("message", "reason", "explanation", "error_description", "error")
+        if isinstance(body.get(key), str) and body[key] and body[key] != response.reason
     ]  # fmt: skip
-    if not parts and isinstance(body.get("error"), str):
-        parts.append(body["error"])
     return ": ".join(dict.fromkeys(parts))[:300]
 
 
@@ -776,6 +774,9 @@ def _translated_errors(
         # BadRequest, NotFound and the rest: Reddit refused this request as such.
         response = exc.response
         words = _reddit_words(response)
+        if response.status_code == 429:  # the sign-in's, which prawcore reports as is
+            answered = client._rate_book.last_answer if client else None
+            raise _rate_limited(response, "sign-in", answered) from exc
         if str(response.url).endswith(ACCESS_TOKEN_PATH):
             raise AuthenticationFailed(
                 f"Reddit refused the app's sign-in ({_status(response)}"

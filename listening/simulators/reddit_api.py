@@ -608,6 +608,15 @@ class RedditApiSimulator(PlatformSimulator):
             ("POST", r"/api/comment/?", self._comment),
         ]
 
+    def handle(self, request: Request) -> Answer | None:
+        answer = super().handle(request)
+        # prawcore asks for `Connection: close` on the token request. The shared HTTP shell
+        # then hangs up without saying so, and a client would pool the dead connection;
+        # Reddit answers with the header, so the client knows.
+        if answer is not None and (request.headers.get("Connection") or "").lower() == "close":
+            answer.headers["Connection"] = "close"
+        return answer
+
     def error_answer(self, status: int) -> Answer:
         headers = {}
         if status == 401:
