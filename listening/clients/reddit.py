@@ -572,16 +572,17 @@ class RedditClient:
     def find_reply(
         self, *, author_username: str, text: str, in_reply_to_id: str, max_pages: int = 3
     ) -> PostedReply | None:
-        """`author_username`'s comment on `in_reply_to_id` saying `text`, if Reddit has it.
+        """Our comment on `in_reply_to_id` saying `text`, if Reddit has it.
 
-        How a reply whose POST got no answer is found before anyone sends it again. Reddit
-        trims the ends of a comment, so the ends are not compared.
+        How a reply whose POST got no answer is found before anyone sends it again. Replies
+        are always posted as the source's `username`, so that account's comments are read
+        (`author_username` only when the source names none: callers written for X pass the
+        brand's X handle). Reddit trims the ends of a comment, so the ends are not compared.
         """
+        account = self.credentials.username or author_username
         next_token = None
         for _ in range(max_pages):
-            page = self._comments_page(
-                author_username or self.account_handle, since_id=None, next_token=next_token
-            )
+            page = self._comments_page(account, since_id=None, next_token=next_token)
             for post in page.posts:
                 if post.replied_to_id == in_reply_to_id and post.text.strip() == text.strip():
                     return PostedReply(

@@ -495,6 +495,35 @@ def test_an_unreachable_reddit_fails_at_sign_in():
         search(unreachable)
 
 
+def test_the_client_never_sleeps_on_low_budget_headers_or_failures(reddit, monkeypatch):
+    def no_sleeping(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s")
+
+    # prawcore paces by the headers (here it would nap 10 s before the last call) and
+    # retries a 5xx or a 401 after napping; Earshot's client must do neither.
+    monkeypatch.setattr(time, "sleep", no_sleeping)
+    reddit.rate_limit = 5
+    client = signed_in(reddit)
+    search(client)
+    search(client)
+    page = search(client)
+    assert page.rate_limit.remaining == 1
+    reddit.fail_next(503)  # a fault answers before the budget is counted
+    with pytest.raises(PlatformUnavailable):
+        search(client)
+    assert search(client).rate_limit.remaining == 0  # prawcore would wait out the window
+    with pytest.raises(RateLimited):
+        search(client)  # known spent: refused here
+    with pytest.raises(RateLimited):
+        search(client_for(reddit))  # Reddit's own 429
+    reddit.rate_limit = 1000
+    reddit.reset()
+    client = signed_in(reddit)
+    reddit.fail_next(401)
+    with pytest.raises(AuthenticationFailed):
+        search(client)
+
+
 # --- malformed items --------------------------------------------------------------------------
 
 
@@ -697,6 +726,13 @@ def test_a_reply_is_posted_once_and_found_again(reddit):
         author_username=BRAND_ACCOUNT, text=posted.text, in_reply_to_id=mention["name"]
     )
     assert found == posted
+    # The account that posts is read, whatever handle a caller written for X passes.
+    assert (
+        client.find_reply(
+            author_username="XHandle", text=posted.text, in_reply_to_id=mention["name"]
+        )
+        == posted
+    )
     assert (
         client.find_reply(
             author_username=BRAND_ACCOUNT, text="other words", in_reply_to_id=mention["name"]
