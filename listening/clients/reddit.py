@@ -79,6 +79,8 @@ RATE_LIMIT_HEADERS = ("x-ratelimit-used", "x-ratelimit-remaining", "x-ratelimit-
 
 _FULLNAME_RE = re.compile(r"^t([1-6])_([0-9a-z]{1,13})$")
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
+# One subreddit name, or several joined by "+" (r/Coffee+espresso).
+_SUBREDDITS_RE = re.compile(r"^[A-Za-z0-9_]{2,21}(?:\+[A-Za-z0-9_]{2,21})*$")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?$")
 DELETED_AUTHOR = "[deleted]"
 # Longest permalink kept as a URL (Mention.url holds 1000 characters with the host).
@@ -540,6 +542,11 @@ class RedditClient:
         }
         if next_token:
             params["after"] = next_token
+        if not _SUBREDDITS_RE.match(self.subreddit):
+            raise RequestRejected(
+                f"The Reddit source's subreddit {self.subreddit!r} is not a subreddit name "
+                "(letters, digits and _, several joined by +, or all). Fix it under Sources."
+            )
         path = API_PATH["search"].format(subreddit=self.subreddit)
         return self._listing_page(path, params, kind="t3", since_id=since_id, what="search")
 
@@ -596,6 +603,11 @@ class RedditClient:
     def _comments_page(
         self, username: str, *, since_id: str | None, next_token: str | None
     ) -> SearchPage:
+        if not _USERNAME_RE.match(username):
+            raise RequestRejected(
+                f"{username!r} is not a Reddit username, so its comments can't be read. "
+                "Fix the source's account handle under Sources."
+            )
         params: dict[str, Any] = {"sort": "new", "limit": MAX_RESULTS_PER_PAGE}
         if next_token:
             params["after"] = next_token

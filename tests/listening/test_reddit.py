@@ -355,6 +355,19 @@ def test_a_subreddit_reddit_refuses_is_a_rejected_request(reddit, subreddit, acc
         search(client_for(reddit, subreddit=subreddit))
 
 
+def test_names_that_are_not_reddits_are_refused_before_any_call(reddit):
+    with pytest.raises(RequestRejected, match=r"subreddit '\.\./api' is not a subreddit name"):
+        search(client_for(reddit, subreddit="../api"))
+    odd = RedditClient(
+        RedditCredentials(CLIENT_ID, CLIENT_SECRET, BRAND_ACCOUNT, PASSWORD),
+        base_url=reddit.base_url,
+        account_handle="Northwind Help",
+    )
+    with pytest.raises(RequestRejected, match="'Northwind Help' is not a Reddit username"):
+        odd.own_posts_page(since_id=None, next_token=None)
+    assert reddit.requests_log == []
+
+
 def test_a_bad_request_is_rejected_in_reddits_words(reddit):
     client = signed_in(reddit)
     reddit.fail_next(400, {"message": "Bad Request", "error": 400})
