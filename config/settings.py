@@ -183,6 +183,10 @@ X_CONSUMER_SECRET = envstr("X_CONSUMER_SECRET")
 X_ACCESS_TOKEN = envstr("X_ACCESS_TOKEN")
 X_ACCESS_TOKEN_SECRET = envstr("X_ACCESS_TOKEN_SECRET")
 X_REQUEST_TIMEOUT_SECONDS = envfloat("X_REQUEST_TIMEOUT_SECONDS", "15")
+# X's pay-per-use prices in US dollars (docs.x.com/x-api/getting-started/pricing, 2026):
+# the keyword pages project each X keyword's monthly cost from its volume.
+X_PRICE_PER_POST_READ = envstr("X_PRICE_PER_POST_READ", "0.005")
+X_PRICE_PER_USER_READ = envstr("X_PRICE_PER_USER_READ", "0.010")
 # How many pages one poll task follows before handing over to the next task.
 POLL_MAX_PAGES = envint("POLL_MAX_PAGES", "10")
 # A new keyword reads the platform's recent window (X: 7 days) once. Posts from the last

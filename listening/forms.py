@@ -5,7 +5,8 @@ from typing import Any
 from django import forms
 from django.core.validators import MaxLengthValidator
 
-from listening.models import TrackedKeyword
+from listening.clients.registry import PLATFORM_SYNTAX
+from listening.models import Platform, Source, TrackedKeyword
 from listening.query import QuerySyntaxError, parse_query
 
 QUERY_HELP_TEXT = (
@@ -18,9 +19,18 @@ QUERY_HELP_TEXT = (
 class KeywordForm(forms.ModelForm):
     class Meta:
         model = TrackedKeyword
-        fields = ["brand", "query", "poll_interval_seconds", "is_active"]
-        labels = {"poll_interval_seconds": "Poll every (seconds)", "is_active": "Active"}
-        help_texts = {"query": QUERY_HELP_TEXT}
+        fields = ["brand", "source", "query", "poll_interval_seconds", "is_active"]
+        labels = {
+            "poll_interval_seconds": "Poll at most every (seconds)",
+            "is_active": "Active",
+            "source": "Where",
+        }
+        help_texts = {
+            "query": QUERY_HELP_TEXT,
+            "source": "Blank: X, with the brand's X credentials. Sources are set up in Admin.",
+            "poll_interval_seconds": "Earshot polls less often when the platform's rate limit "
+            "must be shared with other keywords.",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -28,12 +38,16 @@ class KeywordForm(forms.ModelForm):
         # "at most 512 characters" would pre-empt it.
         field = self.fields["query"]
         field.validators = [v for v in field.validators if not isinstance(v, MaxLengthValidator)]
+        self.fields["source"].empty_label = "X (the brand's X account)"
+        self.fields["source"].queryset = Source.objects.filter(is_active=True).select_related(
+            "brand"
+        )
 
     def clean_query(self) -> str:
         # Stored as typed (stripped): the admin's own spelling is what the keyword list shows.
         query = self.cleaned_data["query"].strip()
         try:
-            parse_query(query).to_x()
+            parse_query(query)
         except QuerySyntaxError as error:
             raise forms.ValidationError(error.message, code="invalid_query") from error
         max_length = TrackedKeyword._meta.get_field("query").max_length
@@ -44,6 +58,21 @@ class KeywordForm(forms.ModelForm):
                 f"{len(query)}. Remove the extra spaces."
             )
         return query
+
+    def clean(self) -> dict[str, Any]:
+        """The query must be one the chosen platform can be asked (X: at most 512 characters;
+        some platforms need a word every match shares)."""
+        cleaned = super().clean()
+        brand, source, query = (cleaned.get(k) for k in ("brand", "source", "query"))
+        if source is not None and brand is not None and source.brand_id != brand.pk:
+            self.add_error("source", f"{source.name} belongs to {source.brand.name}.")
+        platform = source.platform if source is not None else Platform.X
+        if query:
+            try:
+                parse_query(query).split_for(PLATFORM_SYNTAX[platform])
+            except QuerySyntaxError as error:
+                self.add_error("query", forms.ValidationError(error.message, code="invalid_query"))
+        return cleaned
 
     def clean_poll_interval_seconds(self) -> int:
         value = self.cleaned_data["poll_interval_seconds"]

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from config.http import HtmxHttpRequest
-from config.roles import ADMIN, role_required
+from config.roles import ADMIN, SUPERVISOR, role_required
 from listening.forms import KeywordForm
 from listening.models import TrackedKeyword
+from listening.selectors import account_health, keyword_health
 from listening.services.keywords import keyword_create, keyword_update
 
 
@@ -20,13 +22,29 @@ def keyword_list(request: HtmxHttpRequest) -> HttpResponse:
             query=form.cleaned_data["query"],
             poll_interval_seconds=form.cleaned_data["poll_interval_seconds"],
             is_active=form.cleaned_data["is_active"],
+            source=form.cleaned_data["source"],
         )
         messages.success(request, f"Now listening for “{keyword.query}”.")
         return redirect("listening:keywords")
-    keywords = TrackedKeyword.objects.select_related("brand", "cursor").order_by(
-        "brand__name", "query"
+    rows = keyword_health()
+    context = {
+        "rows": rows,
+        "form": form,
+        "monthly_x_cost": sum(row.monthly_cost for row in rows if row.monthly_cost is not None),
+        "x_prices": (settings.X_PRICE_PER_POST_READ, settings.X_PRICE_PER_USER_READ),
+    }
+    return render(request, "listening/keywords.html", context)
+
+
+@role_required(SUPERVISOR)
+def source_health(request: HtmxHttpRequest) -> HttpResponse:
+    """Is Earshot still listening everywhere? Per keyword and brand account: last success,
+    last error in the platform's words, budget left, next poll, last day's volume."""
+    return render(
+        request,
+        "listening/health.html",
+        {"rows": keyword_health(), "accounts": account_health()},
     )
-    return render(request, "listening/keywords.html", {"keywords": keywords, "form": form})
 
 
 @role_required(ADMIN)
@@ -40,6 +58,7 @@ def keyword_edit(request: HtmxHttpRequest, keyword_id: int) -> HttpResponse:
             query=form.cleaned_data["query"],
             poll_interval_seconds=form.cleaned_data["poll_interval_seconds"],
             is_active=form.cleaned_data["is_active"],
+            source=form.cleaned_data["source"],
         )
         messages.success(request, "Keyword saved.")
         return redirect("listening:keywords")

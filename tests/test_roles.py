@@ -16,6 +16,7 @@ PAGES = {
     "responses:report": "supervisor",
     "listening:keywords": "admin",
     "listening:keyword-edit": "admin",
+    "listening:health": "supervisor",
     "admin:index": "admin",
 }
 RANK = {None: 0, "agent": 1, "supervisor": 2, "admin": 3}

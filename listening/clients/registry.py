@@ -11,6 +11,15 @@ from typing import TYPE_CHECKING
 from django.utils.module_loading import import_string
 
 from listening.models import AccountCursor, Brand, Mention, Platform, Source, TrackedKeyword
+from listening.query import (
+    BLUESKY_SYNTAX,
+    FEED_SYNTAX,
+    HACKER_NEWS_SYNTAX,
+    MASTODON_SYNTAX,
+    REDDIT_SYNTAX,
+    X_SYNTAX,
+    PlatformSyntax,
+)
 
 if TYPE_CHECKING:
     from listening.clients.base import PlatformClient
@@ -23,6 +32,17 @@ SOURCE_CLIENT_FACTORIES = {
     Platform.REDDIT: "listening.clients.reddit.client_for_source",
     Platform.HACKER_NEWS: "listening.clients.hackernews.client_for_source",
     Platform.RSS: "listening.clients.feeds.client_for_source",
+}
+
+
+# What each platform's search can express (the client's `syntax`, without building one).
+PLATFORM_SYNTAX: dict[str, PlatformSyntax] = {
+    Platform.X: X_SYNTAX,
+    Platform.MASTODON: MASTODON_SYNTAX,
+    Platform.BLUESKY: BLUESKY_SYNTAX,
+    Platform.REDDIT: REDDIT_SYNTAX,
+    Platform.HACKER_NEWS: HACKER_NEWS_SYNTAX,
+    Platform.RSS: FEED_SYNTAX,
 }
 
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from listening.models import Brand, PollCursor, TrackedKeyword
+from listening.models import Brand, Platform, PollCursor, Source, TrackedKeyword
 
 
 @transaction.atomic
 def keyword_create(
-    *, brand: Brand, query: str, poll_interval_seconds: int, is_active: bool = True
+    *,
+    brand: Brand,
+    query: str,
+    poll_interval_seconds: int,
+    is_active: bool = True,
+    source: Source | None = None,
 ) -> TrackedKeyword:
-    """Create a keyword with its cursor; it is due for polling at once."""
+    """Create a keyword with its cursor; it is due for polling at once. Without a source it
+    listens on X, with the brand's X credentials."""
     keyword = TrackedKeyword.objects.create(
         brand=brand,
+        source=source,
+        platform=source.platform if source is not None else Platform.X,
         query=query.strip(),
         poll_interval_seconds=poll_interval_seconds,
         is_active=is_active,
@@ -30,12 +38,16 @@ def keyword_update(
     query: str,
     poll_interval_seconds: int,
     is_active: bool,
+    source: Source | None = None,
 ) -> TrackedKeyword:
-    """Save changes. A changed query starts listening afresh: its old cursor means nothing."""
+    """Save changes. A changed query or source starts listening afresh: the old cursor
+    means nothing there."""
     query = query.strip()
     # Compare with the stored row: a bound ModelForm has already changed the instance.
-    stored_query = TrackedKeyword.objects.values_list("query", flat=True).get(pk=keyword.pk)
-    if query != stored_query:
+    stored_query, stored_source = TrackedKeyword.objects.values_list("query", "source").get(
+        pk=keyword.pk
+    )
+    if query != stored_query or (source.pk if source else None) != stored_source:
         PollCursor.objects.filter(keyword=keyword).update(
             since_id="",
             next_token="",
@@ -49,8 +61,12 @@ def keyword_update(
             volume_per_hour=0.0,
         )
     keyword.brand = brand
+    keyword.source = source
+    keyword.platform = source.platform if source is not None else Platform.X
     keyword.query = query
     keyword.poll_interval_seconds = poll_interval_seconds
     keyword.is_active = is_active
-    keyword.save(update_fields=["brand", "query", "poll_interval_seconds", "is_active"])
+    keyword.save(
+        update_fields=["brand", "source", "platform", "query", "poll_interval_seconds", "is_active"]
+    )
     return keyword
