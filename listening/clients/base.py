@@ -130,6 +130,8 @@ class PlatformClient(Protocol):
     syntax: PlatformSyntax
     # Whether Earshot can post replies there (else: "open original" and "mark handled").
     can_reply: bool
+    # The brand's own account there, whose posts `own_posts_page` and `find_reply` read.
+    account_handle: str
 
     def search_page(
         self, *, query: str, since_id: str | None, next_token: str | None

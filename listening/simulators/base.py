@@ -347,6 +347,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.send_response(answer.status)
+        if self.close_connection:
+            # The client asked to close (Connection: close): say so, or it may reuse the
+            # connection we are about to hang up.
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
         for name, value in answer.headers.items():

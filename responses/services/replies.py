@@ -269,11 +269,13 @@ def reply_post(
 
 def _already_posted(reply: Reply, client: PlatformClient) -> PostedReply | None:
     """The reply on the platform, if an earlier attempt's post went through after all."""
-    handle = reply.mention.brand.x_handle
+    handle = getattr(client, "account_handle", "")
     if not handle:
+        platform = reply.mention.get_platform_display()
         raise RequestRejected(
-            "An earlier attempt may have posted this reply, and the brand has no X handle to "
-            "check with: not sending again. Look on X, then send it again if it is not there."
+            f"An earlier attempt may have posted this reply, and the brand has no {platform} "
+            f"account set to check with: not sending again. Look on {platform}, then send it "
+            "again if it is not there."
         )
     found = client.find_reply(
         author_username=handle, text=reply.text, in_reply_to_id=reply.mention.external_id
