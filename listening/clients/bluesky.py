@@ -495,6 +495,8 @@ def _body(response: Any, action: str, key: str) -> dict[str, Any]:
 
 
 class BlueskyClient:
+    """One Bluesky account's view of the network: search, its own feed, replies as it."""
+
     platform = Platform.BLUESKY
     syntax = BLUESKY_SYNTAX
     can_reply = True
@@ -512,6 +514,8 @@ class BlueskyClient:
         self.service_url = (service_url or DEFAULT_SERVICE).rstrip("/")
         self._session_key = SESSIONS.key(self.service_url, credentials)
         self._did = ""
+        # The budget as the latest answer counted it: a page's follower look-ups spend it too.
+        self._rate_limit: RateLimit | None = None
         request = Request(
             timeout=settings.X_REQUEST_TIMEOUT_SECONDS if timeout is None else timeout
         )
@@ -568,7 +572,9 @@ class BlueskyClient:
                 return operation()
 
     def _query(self, nsid: str, params: Any) -> Any:
-        return self._client.invoke_query(nsid, params=params)
+        response = self._client.invoke_query(nsid, params=params)
+        self._rate_limit = _rate_limit(response.headers) or self._rate_limit
+        return response
 
     # -- reading --
 
@@ -597,7 +603,7 @@ class BlueskyClient:
             rejected=rejected,
             next_token=cursor if body["posts"] else None,
         )
-        page.rate_limit = _rate_limit(response.headers)
+        page.rate_limit = self._rate_limit
         return page
 
     def own_posts_page(self, *, since_id: str | None, next_token: str | None) -> SearchPage:
@@ -629,7 +635,7 @@ class BlueskyClient:
             rejected=rejected,
             next_token=cursor if body["feed"] and not reached_seen else None,
         )
-        page.rate_limit = _rate_limit(response.headers)
+        page.rate_limit = self._rate_limit
         return page
 
     def _author_feed(self, cursor: str | None, *, actor: str | None) -> tuple[Any, str]:

@@ -444,11 +444,12 @@ class BlueskySimulator(PlatformSimulator):
         """Index a post by `author` (the brand when None); returns its postView.
 
         `reply_to` is the parent's at:// URI (the root is read from the parent when known);
-        `quote_of` embeds another post. `indexed_at` defaults to `created_at`: the post was
-        indexed when it was written.
+        `quote_of` embeds another post. `indexed_at` defaults to `created_at` (indexed as it
+        was written), or to now for a post dated in the future.
         """
-        created = as_utc(created_at) if created_at is not None else as_utc(self.now())
-        indexed = as_utc(indexed_at) if indexed_at is not None else created
+        now = as_utc(self.now())
+        created = as_utc(created_at) if created_at is not None else now
+        indexed = as_utc(indexed_at) if indexed_at is not None else min(created, now)
         account = self._author_account(author)
         record: dict[str, Any] = {"$type": POST_COLLECTION, "createdAt": iso_time(created)}
         record["text"] = text
