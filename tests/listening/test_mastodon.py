@@ -44,7 +44,7 @@ from listening.models import (
     TrackedKeyword,
 )
 from listening.query import parse_query
-from listening.services.polling import keyword_poll
+from listening.services.polling import keyword_backfill_page, keyword_poll
 from listening.simulators.mastodon_api import MastodonApiSimulator
 from responses.models import Reply, ReplyOrigin, ReplyStatus
 from responses.services.native_replies import account_cursors_ensure, account_posts_read
@@ -698,6 +698,25 @@ def test_polling_stores_the_matching_statuses_once(sim, brand):
     assert (again.error, again.stored) == ("", 0)
     assert Mention.objects.count() == 1
     assert queries(sim, SEARCH)[-1]["min_id"] == newest
+
+
+@pytest.mark.django_db
+def test_a_new_keyword_polls_the_newest_page_and_backfills_the_rest(sim, brand):
+    keyword = mastodon_keyword(sim, brand, "northwind")
+    start = ago(hours=2)
+    posts = [
+        sim.add_post(text=f"northwind {n}", author=MAYA, created_at=start + timedelta(seconds=n))
+        for n in range(45)
+    ]
+
+    first = keyword_poll(keyword_id=keyword.pk, max_pages=5)
+    history = keyword_backfill_page(keyword_id=keyword.pk)
+
+    assert (first.stored, history) == (40, 5)
+    stored = set(Mention.objects.values_list("external_id", flat=True))
+    assert stored == {f"{host(sim)}/{p['id']}" for p in posts}
+    cursor = PollCursor.objects.get(keyword=keyword)
+    assert (cursor.since_id, cursor.backfill_next_token) == (posts[-1]["id"], "")
 
 
 @pytest.mark.django_db
