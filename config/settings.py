@@ -100,7 +100,11 @@ if not DATABASE_URL:
         "DATABASE_URL is not set. `make run` and `make test` set it (or start an embedded "
         "PostgreSQL under ./var/); otherwise export e.g. postgres://postgres@127.0.0.1:5432/earshot."
     )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Connections are reused for a minute, and checked before reuse: after a PostgreSQL restart a
+# worker gets a fresh connection instead of failing a task on the dead one.
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

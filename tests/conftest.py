@@ -10,8 +10,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
+from celery import Celery
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
@@ -160,12 +162,28 @@ def celery_worker_process(
     celery_queue: str, x_simulator_server: XApiSimulator, django_db_setup, django_db_blocker
 ) -> Iterator[subprocess.Popen]:
     """`celery worker` as its own process, on the test database and the simulator."""
+    process, log = start_celery_worker(celery_queue, x_simulator_server)
+    yield process
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+def start_celery_worker(
+    queue: str,
+    simulator: XApiSimulator,
+    *,
+    log_name: str = "test-celery-worker",
+    redis_url: str | None = None,
+) -> tuple[subprocess.Popen, IO[str]]:
+    """Start a real `celery worker` (solo pool) on `queue`, the test database and the X
+    simulator (and a Redis of the test's own, if given); returns once it answers a ping."""
     database = django_settings.DATABASES["default"]
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(database),
-        "CELERY_QUEUE": celery_queue,
-        "X_API_BASE_URL": x_simulator_server.base_url,
+        "CELERY_QUEUE": queue,
+        "X_API_BASE_URL": simulator.base_url,
         "X_BEARER_TOKEN": SIM_BEARER,
         "X_CONSUMER_KEY": SIM_CONSUMER_KEY,
         "X_CONSUMER_SECRET": "test-consumer-secret",
@@ -174,22 +192,22 @@ def celery_worker_process(
         "EARSHOT_DEVELOPMENT": "1",
         "REPLY_UNDO_SECONDS": "1",
     }
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     (REPO_ROOT / "var").mkdir(exist_ok=True)
-    log = open(REPO_ROOT / "var" / "test-celery-worker.log", "w")  # noqa: SIM115
-    hostname = f"{celery_queue}@localhost"
+    log = open(REPO_ROOT / "var" / f"{log_name}.log", "w")  # noqa: SIM115
+    hostname = f"{queue}-{uuid.uuid4().hex[:6]}@localhost"
     process = subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--hostname", hostname,
-            "--pool", "solo", "--queues", celery_queue, "--loglevel", "info",
+            "--pool", "solo", "--queues", queue, "--loglevel", "info",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    _wait_for_worker(hostname, process)
-    yield process
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    pinger = celery_app if redis_url is None else Celery("ping", broker=redis_url)
+    _wait_for_worker(hostname, process, pinger)
+    return process, log
 
 
 def _database_url(database: dict) -> str:
@@ -201,12 +219,14 @@ def _database_url(database: dict) -> str:
     return f"postgres://{database['USER']}{password}@{host}:{port or 5432}/{database['NAME']}"
 
 
-def _wait_for_worker(hostname: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_for_worker(
+    hostname: str, process: subprocess.Popen, app: Celery, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("celery worker exited at start: see var/test-celery-worker.log")
-        if celery_app.control.ping(timeout=0.5, destination=[hostname]):
+            raise RuntimeError("celery worker exited at start: see its log under var/")
+        if app.control.ping(timeout=0.5, destination=[hostname]):
             return
     raise RuntimeError("celery worker did not answer a ping within 30 s")
 
