@@ -24,8 +24,11 @@ STAMP := $(VENV)/.installed
 EMBEDDED := $(BIN)/python -m config.embedded --
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# Which Procfile.dev processes `make run` starts; empty: all (every platform's simulator).
+DEMO_PROCESSES ?=
 
-# `make run`: the X API simulator stands in for X unless .env points elsewhere.
+# `make run`: the X API simulator stands in for X unless .env points elsewhere; the other
+# platforms' simulators are the demo brand's sources (responses/services/demo.py).
 DEMO_ENV := \
 	EARSHOT_DEVELOPMENT=1 \
 	X_API_BASE_URL="$${X_API_BASE_URL:-http://127.0.0.1:8765}" \
@@ -46,7 +49,7 @@ RUN_SCRIPT := \
 	python manage.py seed_demo && \
 	python manage.py collectstatic --noinput --verbosity 0 && \
 	echo && echo "Earshot: http://127.0.0.1:8000/  (Ctrl-C stops everything)" && echo && \
-	trap "" HUP && exec honcho start --procfile Procfile.dev --env /dev/null
+	trap "" HUP && exec honcho start --procfile Procfile.dev --env /dev/null $(DEMO_PROCESSES)
 
 .PHONY: help install run test bench lint fmt chromium clean distclean
 
@@ -65,7 +68,7 @@ $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies (only when they changed)
 
-run: $(STAMP) ## Migrate, seed the demo, then run web, worker, beat and the X API simulator
+run: $(STAMP) ## Migrate, seed the demo, then run web, worker, beat and every platform's simulator
 	@$(DEMO_ENV) $(EMBEDDED) bash -c '$(RUN_SCRIPT)'
 
 test: $(STAMP) chromium ## Run the whole test suite (PYTEST_ARGS="..." to pass options)

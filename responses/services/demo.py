@@ -1,4 +1,8 @@
-"""Demo data for `make run`: users for each role, a brand and what to listen for."""
+"""Demo data for `make run`: users for each role, a brand and what to listen for.
+
+Besides X, the brand listens on every other platform through a local simulator; the ports
+and demo credentials here are the ones Procfile.dev starts them with.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,60 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from config.roles import ADMIN, AGENT, SUPERVISOR
-from listening.models import Brand, TrackedKeyword
+from listening.models import Brand, Platform, Source, TrackedKeyword
 from listening.services.keywords import keyword_create
 
 DEMO_BRAND = "Northwind Coffee"
 DEMO_HANDLE = "NorthwindHelp"
 DEMO_QUERIES = ('"Northwind Coffee"', "@NorthwindHelp")
+# (platform, name, base URL, brand account, credentials, query) for each simulator.
+DEMO_SOURCES = (
+    (
+        Platform.MASTODON,
+        "Mastodon (local simulator)",
+        "http://127.0.0.1:8766",
+        "NorthwindHelp",
+        {"access_token": "demo-mastodon-token"},
+        "northwind",
+    ),
+    (
+        Platform.BLUESKY,
+        "Bluesky (local simulator)",
+        "http://127.0.0.1:8767",
+        "northwindhelp.bsky.social",
+        {"identifier": "northwindhelp.bsky.social", "app_password": "demo-app-password"},
+        "northwind",
+    ),
+    (
+        Platform.HACKER_NEWS,
+        "Hacker News (local simulator)",
+        "http://127.0.0.1:8768",
+        "",
+        {},
+        "northwind",
+    ),
+    (
+        Platform.REDDIT,
+        "Reddit (local simulator)",
+        "http://127.0.0.1:8769",
+        "NorthwindHelp",
+        {
+            "client_id": "demo-client-id",
+            "client_secret": "demo-client-secret",
+            "username": "NorthwindHelp",
+            "password": "demo-password",
+        },
+        "northwind",
+    ),
+    (
+        Platform.RSS,
+        "Coffee news feed (local simulator)",
+        "http://127.0.0.1:8770/feeds/news",
+        "",
+        {},
+        "northwind",
+    ),
+)
 DEMO_USERS = (
     ("agent", "Alex", "Rivera", AGENT),
     ("supervisor", "Sam", "Okafor", SUPERVISOR),
@@ -53,4 +105,22 @@ def demo_seed(*, poll_interval_seconds: int = 10) -> list[DemoUser]:
     for query in DEMO_QUERIES:
         if not TrackedKeyword.objects.filter(brand=brand, query=query).exists():
             keyword_create(brand=brand, query=query, poll_interval_seconds=poll_interval_seconds)
+    for platform, name, base_url, handle, credentials, query in DEMO_SOURCES:
+        source, _ = Source.objects.get_or_create(
+            brand=brand,
+            name=name,
+            defaults={
+                "platform": platform,
+                "base_url": base_url,
+                "account_handle": handle,
+                "credentials": credentials,
+            },
+        )
+        if not TrackedKeyword.objects.filter(source=source, query=query).exists():
+            keyword_create(
+                brand=brand,
+                source=source,
+                query=query,
+                poll_interval_seconds=poll_interval_seconds,
+            )
     return users

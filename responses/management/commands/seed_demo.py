@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from responses.services.demo import DEMO_BRAND, DEMO_QUERIES, demo_seed
+from responses.services.demo import DEMO_BRAND, DEMO_QUERIES, DEMO_SOURCES, demo_seed
 
 
 class Command(BaseCommand):
@@ -15,4 +15,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {user.role:<11} login: {user.username:<11} password: {user.password}"
             )
-        self.stdout.write(f"Demo brand {DEMO_BRAND!r} listening for: {', '.join(DEMO_QUERIES)}")
+        self.stdout.write(
+            f"Demo brand {DEMO_BRAND!r} listening on X for: {', '.join(DEMO_QUERIES)}; and on "
+            + ", ".join(f"{name} for {query}" for _, name, _, _, _, query in DEMO_SOURCES)
+        )
