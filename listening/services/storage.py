@@ -8,6 +8,7 @@ names come from the models, so a renamed field fails loudly here rather than sil
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,7 +283,9 @@ def _amplify(cursor, added: Counter[int]) -> None:
         [list(added)],
     )
     updates = []
-    for pk, count, label, urgency_at, reasons in cursor.fetchall():
+    for pk, count, label, urgency_at, stored_reasons in cursor.fetchall():
+        # Django's psycopg2 backend hands jsonb back as text.
+        reasons = json.loads(stored_reasons) if isinstance(stored_reasons, str) else stored_reasons
         new_count = count + added[pk]
         gained = amplification_head_start(count=new_count, label=label) - (
             amplification_head_start(count=count, label=label)

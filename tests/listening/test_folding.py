@@ -43,7 +43,7 @@ def test_fifty_retweets_fold_under_the_original_as_one_item(x_sim, keyword):
     mention = Mention.objects.get()
     assert mention.external_id == original["id"]
     assert mention.amplification_count == 50
-    assert "amplified ×50" in mention.priority_reasons
+    assert mention.priority_reasons == ["negative −0.46", "amplified ×50"]
     amplifiers = Amplification.objects.filter(mention=mention)
     assert amplifiers.count() == 50
     assert set(amplifiers.values_list("kind", flat=True)) == {AmplificationKind.REPOST}
@@ -67,6 +67,7 @@ def test_amplification_moves_the_mention_up_the_queue(x_sim, keyword):
 
     loud_mention = Mention.objects.get(external_id=loud["id"])
     assert loud_mention.amplification_count == 20
+    assert loud_mention.priority_reasons == ["negative −0.46", "amplified ×20"]
     assert loud_mention.urgency_at < before
     # The other complaint was not touched.
     quiet_mention = Mention.objects.get(external_id=quiet["id"])
