@@ -246,12 +246,14 @@ class AccountCursor(ReadingCursor):
 class Author(models.Model):
     platform = models.CharField(max_length=16, choices=Platform.choices)
     external_id = models.CharField(max_length=255)
-    username = models.CharField(max_length=100)
+    # Bluesky handles are domain names, up to 253 characters.
+    username = models.CharField(max_length=255)
     name = models.CharField(max_length=200, blank=True)
     followers_count = models.PositiveIntegerField(default=0)
     verified = models.BooleanField(default=False)
-    # The profile on its platform; X's is derived from the username.
-    url = models.URLField(max_length=1000, blank=True)
+    # The profile on its platform; X's is derived from the username. (Database defaults on
+    # columns added later keep bulk SQL loads, e.g. the benchmarks', working.)
+    url = models.URLField(max_length=1000, blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -346,7 +348,7 @@ class Mention(models.Model):
     conversation_id = models.CharField(max_length=255, blank=True)
     in_reply_to_user_id = models.CharField(max_length=255, blank=True)
     # The post on its platform, as the platform gave it ("open original").
-    url = models.URLField(max_length=1000, blank=True)
+    url = models.URLField(max_length=1000, blank=True, db_default="")
     referenced_posts = models.JSONField(default=list, blank=True)
     public_metrics = models.JSONField(default=dict, blank=True)
     sentiment_compound = models.FloatField()
@@ -375,7 +377,7 @@ class Mention(models.Model):
     # Reposts and copies folded under this mention (see Amplification).
     amplification_count = models.PositiveIntegerField(default=0, db_default=0)
     # Its words, normalised and hashed: how copies of the same text find it.
-    text_fingerprint = models.CharField(max_length=40, blank=True)
+    text_fingerprint = models.CharField(max_length=40, blank=True, db_default="")
     fetched_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -43,7 +43,10 @@ class Reply(models.Model):
         related_name="replies",
     )
     origin = models.CharField(
-        max_length=8, choices=ReplyOrigin.choices, default=ReplyOrigin.EARSHOT
+        max_length=8,
+        choices=ReplyOrigin.choices,
+        default=ReplyOrigin.EARSHOT,
+        db_default=ReplyOrigin.EARSHOT,
     )
     text = models.TextField()
     status = models.CharField(max_length=8, choices=ReplyStatus.choices, default=ReplyStatus.QUEUED)
