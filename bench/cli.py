@@ -2,7 +2,8 @@
 
 - ingest: how close polling comes to the cost of VADER itself (bench/ingest.py);
 - queue: the triage queue page at 10k and 1M mentions (bench/queue_page.py);
-- claim: 50 agents pressing "claim next" at once (bench/claim_next.py).
+- claim: 50 agents pressing "claim next" at once (bench/claim_next.py);
+- scheduler: 200 keywords sharing one X app's search budget (bench/scheduler.py).
 
 All of them run in one database created for the run and dropped after it.
 """
@@ -26,7 +27,7 @@ from bench.throwaway import throwaway_database
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 # In this order whatever order --only names them: ingest starts from the empty database.
-BENCHMARKS = ("ingest", "queue", "claim")
+BENCHMARKS = ("ingest", "queue", "claim", "scheduler")
 CLAIM_CLIENT_KINDS = ("threads", "processes")
 
 
@@ -142,7 +143,7 @@ def _django_setup(*, database_url: str) -> None:
 
 
 def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, Any]]:
-    from bench import claim_next, queue_page  # they use the ORM at import
+    from bench import claim_next, queue_page, scheduler  # they use the ORM at import
 
     sections: dict[str, dict[str, Any]] = {}
     if "ingest" in args.only:
@@ -153,11 +154,13 @@ def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, 
         sections["claim"] = claim_next.run(
             quick=args.quick, seed=args.seed, clients=args.claim_clients, progress=_progress
         )
+    if "scheduler" in args.only:
+        sections["scheduler"] = scheduler.run(seed=args.seed, progress=_progress)
     return sections
 
 
 def _figures_and_notes(sections: dict[str, dict[str, Any]]) -> tuple[list[Figure], list[str]]:
-    from bench import claim_next, queue_page
+    from bench import claim_next, queue_page, scheduler
 
     figures: list[Figure] = []
     notes: list[str] = []
@@ -169,6 +172,9 @@ def _figures_and_notes(sections: dict[str, dict[str, Any]]) -> tuple[list[Figure
     if "claim" in sections:
         figures += claim_next.figures(sections["claim"])
         notes += claim_next.notes(sections["claim"])
+    if "scheduler" in sections:
+        figures += scheduler.figures(sections["scheduler"])
+        notes += scheduler.notes(sections["scheduler"])
     return figures, notes
 
 

@@ -5,7 +5,9 @@ Three figures from one run, each the median of a few repetitions, in items per s
 - earshot ingest: `keyword_poll` against the X API simulator from an empty cursor until every
   generated mention is stored (HTTP, tweepy, parsing, VADER, upserts, cursor writes);
 - VADER alone: `polarity_scores` over the same texts, the floor any scoring ingest pays;
-- bare batched upsert: the same rows through plain psycopg2 in batches of 100, no HTTP, no VADER.
+- bare batched upsert: the same rows through plain psycopg2 in batches of 100, no HTTP, no VADER;
+- earshot ingest, amplified: the same ingest over a stream where 10 % of the posts are retweets
+  of earlier ones and 5 % exact copies of earlier texts by other people: what folding costs.
 
 Everything happens in a database created for the run and dropped after it.
 """
@@ -17,6 +19,7 @@ import cProfile
 import logging
 import math
 import pstats
+import random
 import statistics
 import sys
 import time
@@ -48,6 +51,9 @@ PAGE_SIZE = 100  # what the X client asks for
 INGEST = "earshot ingest"
 VADER = "VADER alone"
 UPSERT = "bare batched upsert"
+AMPLIFIED = "earshot ingest, amplified"
+REPOST_SHARE = 0.10
+COPY_SHARE = 0.05
 
 
 @dataclass
@@ -79,7 +85,7 @@ class ServerClock:
 @dataclass
 class Timings:
     seconds: dict[str, list[float]] = field(
-        default_factory=lambda: {INGEST: [], VADER: [], UPSERT: []}
+        default_factory=lambda: {INGEST: [], VADER: [], UPSERT: [], AMPLIFIED: []}
     )
     simulator_seconds: list[float] = field(default_factory=list)
 
@@ -96,24 +102,36 @@ def run(args: argparse.Namespace, *, database_url: str) -> dict[str, Any]:
         rate_limit=10**9,  # never throttle: waiting out a window is not ingest
     )
     tweets, authors = load_simulator(simulator, count=args.mentions, seed=args.seed)
+    amplified = XApiSimulator(
+        bearer_token=BEARER_TOKEN,
+        brand_user={"id": handle_user_id(BRAND_HANDLE), "username": BRAND_HANDLE},
+        rate_limit=10**9,
+    )
+    amplified_tweets, _ = load_simulator(
+        amplified, count=args.mentions, seed=args.seed, amplify=True
+    )
     clock = ServerClock()
     clock.wrap(simulator)
     # The simulator logs every request at INFO: hundreds of lines, and time, per run.
     logging.getLogger("earshot.x_sim").setLevel(logging.WARNING)
     _progress(f"ingest: {len(tweets):,} mentions, {args.repeat} repetitions")
     # The simulator thread runs only while the ingest does: later benchmarks may fork.
-    with simulator:
+    with simulator, amplified:
         # Read when the X client is built, as production reads it from X_API_BASE_URL.
         settings.X_API_BASE_URL = simulator.base_url
-        timings = _time_repetitions(args, measure, tweets, authors, database_url, simulator, clock)
+        timings = _time_repetitions(
+            args, measure, tweets, authors, database_url, simulator, clock, amplified, settings
+        )
     return summarise(args, timings, tweets, measure.postgresql_version())
 
 
 def load_simulator(
-    simulator: XApiSimulator, *, count: int, seed: int
+    simulator: XApiSimulator, *, count: int, seed: int, amplify: bool = False
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Seed the simulator with `count` generated mentions, oldest first, newest a second ago.
 
+    With `amplify`, REPOST_SHARE of them are retweets of an earlier one and COPY_SHARE exact
+    copies of an earlier text, each by the generated post's own author.
     Returns the tweets as the simulator stored them and the generator's authors by id.
     """
     mentions = generate_mentions(
@@ -122,10 +140,23 @@ def load_simulator(
     # Spread over at most six days: recent search only sees the last seven.
     step = min(timedelta(seconds=1), timedelta(days=6) / count)
     newest = datetime.now(UTC) - timedelta(seconds=1)
-    tweets = [
-        simulator.add_tweet(**mention, created_at=newest - step * (count - 1 - position))
-        for position, mention in enumerate(mentions)
-    ]
+    draw = random.Random(seed)
+    tweets: list[dict[str, Any]] = []
+    for position, mention in enumerate(mentions):
+        created_at = newest - step * (count - 1 - position)
+        roll = draw.random() if amplify and tweets else 1.0
+        if roll < REPOST_SHARE + COPY_SHARE:
+            earlier = draw.choice(tweets)
+            if roll < REPOST_SHARE:
+                mention = {
+                    **mention,
+                    "text": f"RT @{earlier['author_username']}: {earlier['text']}"[:280],
+                    "referenced_tweets": [{"type": "retweeted", "id": earlier["id"]}],
+                }
+            else:
+                mention = {**mention, "text": earlier["text"]}
+        tweet = simulator.add_tweet(**mention, created_at=created_at)
+        tweets.append({**tweet, "author_username": mention["author"]["username"]})
     authors = {str(mention["author"]["id"]): mention["author"] for mention in mentions}
     return tweets, authors
 
@@ -138,6 +169,8 @@ def _time_repetitions(
     database_url: str,
     simulator: XApiSimulator,
     clock: ServerClock,
+    amplified: XApiSimulator,
+    settings: Any,
 ) -> Timings:
     setup = measure.database_prepare(
         brand_name=BRAND_NAME, brand_handle=BRAND_HANDLE, bearer_token=BEARER_TOKEN, query=QUERY
@@ -166,6 +199,10 @@ def _time_repetitions(
         timings.seconds[UPSERT].append(
             measure.time_bare_upsert(batches=batches, database_url=database_url, expected=count)
         )
+        measure.listening_tables_reset(keyword_id=setup.keyword_id)
+        settings.X_API_BASE_URL = amplified.base_url
+        timings.seconds[AMPLIFIED].append(ingest())
+        settings.X_API_BASE_URL = simulator.base_url
         _progress(
             f"repetition {repetition}/{args.repeat}: "
             + ", ".join(f"{name} {values[-1]:.2f}s" for name, values in timings.seconds.items())

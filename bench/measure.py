@@ -11,11 +11,21 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, connections
+from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from bench.throwaway import connect
-from listening.models import Author, Brand, Mention, MentionStatus, PollCursor, SentimentLabel
+from listening.models import (
+    Amplification,
+    Author,
+    Brand,
+    Mention,
+    MentionStatus,
+    PollCursor,
+    RateBudget,
+    SentimentLabel,
+)
 from listening.services.keywords import keyword_create
 from listening.services.polling import keyword_poll
 
@@ -75,12 +85,14 @@ def database_prepare(*, brand_name: str, brand_handle: str, bearer_token: str, q
 
 
 def listening_tables_reset(*, keyword_id: int) -> None:
-    """Empty mentions, authors and cursors, then give the keyword a fresh cursor."""
-    tables = ", ".join(model._meta.db_table for model in (Mention, Author, PollCursor))
+    """Empty mentions, authors, cursors and budgets, then give the keyword a fresh cursor
+    whose first round (and backfill) is behind it, so one poll is one live round."""
+    models = (Amplification, Mention, Author, PollCursor, RateBudget)
+    tables = ", ".join(model._meta.db_table for model in models)
     with connection.cursor() as cursor:
         # CASCADE: the responses tables point at mentions; in this database they are empty.
         cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    PollCursor.objects.create(keyword_id=keyword_id)
+    PollCursor.objects.create(keyword_id=keyword_id, backfill_done_at=timezone.now())
 
 
 def time_earshot_ingest(*, keyword_id: int, expected: int, max_pages: int) -> float:
@@ -88,11 +100,13 @@ def time_earshot_ingest(*, keyword_id: int, expected: int, max_pages: int) -> fl
     start = time.perf_counter()
     outcome = keyword_poll(keyword_id=keyword_id, max_pages=max_pages)
     elapsed = time.perf_counter() - start
-    stored = Mention.objects.count()
+    # Reposts and copies are folded under their mention: every post is one or the other.
+    stored = Mention.objects.count() + Amplification.objects.count()
+    handled = outcome.stored + outcome.folded
     cursor = PollCursor.objects.get(keyword_id=keyword_id)
-    if not outcome.ok or outcome.stored != expected or stored != expected or cursor.next_token:
+    if not outcome.ok or handled != expected or stored != expected or cursor.next_token:
         raise BenchError(
-            f"earshot ingest stored {outcome.stored} (table: {stored}) of {expected} in "
+            f"earshot ingest stored {handled} (tables: {stored}) of {expected} in "
             f"{outcome.pages} pages; error: {outcome.error or 'none'}; "
             f"next_token left: {cursor.next_token or 'none'}"
         )
