@@ -1,7 +1,15 @@
 from django.contrib import admin
 
 from listening.forms import KeywordForm
-from listening.models import Author, Brand, Mention, PollCursor, TrackedKeyword
+from listening.models import (
+    Author,
+    Brand,
+    Mention,
+    PollCursor,
+    QuarantinedItem,
+    Source,
+    TrackedKeyword,
+)
 
 
 class TrackedKeywordInline(admin.TabularInline):
@@ -43,3 +51,23 @@ class MentionAdmin(admin.ModelAdmin):
     list_filter = ["brand", "status", "sentiment_label", "platform"]
     search_fields = ["text", "external_id"]
     raw_id_fields = ["author", "keyword", "claimed_by"]
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ["name", "brand", "platform", "base_url", "account_handle", "is_active"]
+    list_filter = ["brand", "platform", "is_active"]
+    search_fields = ["name", "base_url", "account_handle"]
+
+
+@admin.register(QuarantinedItem)
+class QuarantinedItemAdmin(admin.ModelAdmin):
+    """What platforms sent that could not be read: for an admin to look at, never edited."""
+
+    list_display = ["received_at", "platform", "keyword", "reason"]
+    list_filter = ["platform", "keyword"]
+    search_fields = ["reason", "raw"]
+    readonly_fields = ["keyword", "platform", "reason", "raw", "received_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -501,3 +501,24 @@ class Amplification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.mention} by {self.author}"
+
+
+class QuarantinedItem(models.Model):
+    """An item a platform sent that could not be understood: kept aside with the reason, so
+    nothing is silently lost and an admin can see what the platform sent."""
+
+    keyword = models.ForeignKey(
+        TrackedKeyword, on_delete=models.CASCADE, related_name="quarantined_items"
+    )
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    reason = models.TextField()
+    # The item as received, as text (truncated): it may not even be valid JSON.
+    raw = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["keyword", "-received_at"], name="quarantine_by_keyword")]
+
+    def __str__(self) -> str:
+        return f"{self.platform} item for {self.keyword}: {self.reason[:60]}"

@@ -27,7 +27,7 @@ from listening.clients.base import (
     SearchPage,
 )
 from listening.clients.registry import client_for_keyword
-from listening.models import PollCursor, ReadingCursor, TrackedKeyword
+from listening.models import PollCursor, QuarantinedItem, ReadingCursor, TrackedKeyword
 from listening.query import Query, QueryablePost, QuerySyntaxError, parse_query
 from listening.services.budgets import (
     BudgetSpec,
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 # After X refuses the credentials or the query, try again only now and then: neither will
 # fix itself, but an admin may fix it at any time.
 REFUSED_RETRY = timedelta(minutes=15)
+# How much of a malformed item is kept for an admin to look at.
+QUARANTINE_RAW_CHARS = 10_000
 # History is read only while more than this share of the budget's window is left.
 BACKFILL_HEADROOM = 0.25
 
@@ -266,6 +268,16 @@ def _store_page(
         locked.last_error_at = None
         locked.last_stored_count = outcome.stored + stored
         if page.rejected:
+            QuarantinedItem.objects.bulk_create(
+                QuarantinedItem(
+                    keyword=keyword,
+                    platform=keyword.platform,
+                    reason=item.reason[:2000],
+                    raw=repr(item.raw)[:QUARANTINE_RAW_CHARS],
+                    received_at=now,
+                )
+                for item in page.rejected
+            )
             locked.skipped_items_total += len(page.rejected)
             locked.last_skipped_reason = "; ".join(item.reason for item in page.rejected)[:1000]
             locked.last_skipped_at = now
