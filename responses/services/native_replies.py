@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from listening.clients.base import PlatformClient, PlatformError, SearchPage
+from listening.clients.base import PlatformClient, PlatformError, RateLimited, SearchPage
 from listening.clients.registry import client_for_account
 from listening.models import (
     OPEN_STATUSES,
@@ -28,6 +28,13 @@ from listening.models import (
     MentionStatus,
     Platform,
     Source,
+)
+from listening.services.budgets import (
+    budget_block,
+    budget_for_source,
+    budget_for_x,
+    budget_observe,
+    budget_take,
 )
 from listening.services.polling import cursor_record_failure
 from responses.models import Reply, ReplyOrigin, ReplyStatus
@@ -99,15 +106,27 @@ def account_posts_read(
     if cursor.is_rate_limited:
         return outcome
     client = client or client_for_account(cursor)
+    budget = (
+        budget_for_source(cursor.source)
+        if cursor.source is not None
+        else budget_for_x(cursor.brand)
+    )
     for _ in range(max_pages):
+        # The brand's own posts are read with the same credential, from the same budget.
+        if not budget_take(budget):
+            return outcome
         try:
             page = client.own_posts_page(
                 since_id=cursor.since_id or None, next_token=cursor.next_token or None
             )
         except PlatformError as exc:
+            if isinstance(exc, RateLimited):
+                budget_block(budget, until=exc.reset_at)
             outcome.error = cursor_record_failure(cursor, exc)
             return outcome
         outcome.pages += 1
+        if page.rate_limit is not None:
+            budget_observe(budget, page.rate_limit)
         moved = _link_page(cursor, page)
         if moved is None:
             return outcome

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from listening.models import AccountCursor, Mention, MentionStatus
+from listening.services.budgets import budget_block, budget_for_x, budget_state
 from responses.models import Reply, ReplyOrigin, ReplyStatus
 from responses.services.claims import mention_claim
 from responses.services.native_replies import (
@@ -135,3 +136,17 @@ def test_a_brand_without_an_x_handle_has_nothing_to_read(x_sim, brand):
 
     assert account_cursors_claim_due() == []
     assert not AccountCursor.objects.exists()
+
+
+def test_reading_the_brand_account_spends_the_x_search_budget(x_sim, heard, brand):
+    spec = budget_for_x(brand)
+    read_brand_account()
+    left, _ = budget_state(spec)
+    assert left == spec.limit - 1
+
+    budget_block(spec, until=timezone.now() + timedelta(minutes=5))
+    calls = len(x_sim.requests_log)
+    AccountCursor.objects.update(next_poll_at=timezone.now())
+
+    assert read_brand_account() == 0
+    assert len(x_sim.requests_log) == calls
