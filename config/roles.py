@@ -18,6 +18,9 @@ AGENT = "agent"
 SUPERVISOR = "supervisor"
 ADMIN = "admin"
 ROLES = (AGENT, SUPERVISOR, ADMIN)
+# Not a role: agents in this group have their replies approved by a supervisor first, on
+# brands whose `replies_need_approval` is set (new hires, a sensitive account).
+NEEDS_APPROVAL = "needs approval"
 _RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 
 

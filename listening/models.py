@@ -48,6 +48,10 @@ class Brand(models.Model):
     x_consumer_secret = models.CharField(max_length=200, blank=True)
     x_access_token = models.CharField(max_length=200, blank=True)
     x_access_token_secret = models.CharField(max_length=200, blank=True)
+    # Where a customer can write to the brand privately ({dm_link} in reply templates).
+    dm_link = models.URLField(max_length=500, blank=True)
+    # Replies by agents in the "needs approval" group wait for a supervisor first.
+    replies_need_approval = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -369,6 +373,15 @@ class Mention(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     # A claim is a lease: idle past this moment, the mention is anyone's to take again.
     claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # The case moved to a private channel (direct messages): when, and who took it there.
+    taken_private_at = models.DateTimeField(null=True, blank=True)
+    taken_private_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # Priority as a point in time: the mention is as urgent as a plain one posted then.
     # Negativity, reach, a question or a repeat complaint move it earlier; waiting does the
     # rest, so ordering by this one indexed column is ordering by priority at any moment.

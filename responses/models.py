@@ -11,6 +11,10 @@ from listening.models import Mention
 
 
 class ReplyStatus(models.TextChoices):
+    # Written by an agent whose replies a supervisor approves first (see Brand approvals).
+    AWAITING_APPROVAL = "awaiting", "Waiting for approval"
+    # The supervisor sent it back to its author, with a note.
+    RETURNED = "returned", "Sent back"
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
@@ -50,6 +54,23 @@ class Reply(models.Model):
     )
     text = models.TextField()
     status = models.CharField(max_length=8, choices=ReplyStatus.choices, default=ReplyStatus.QUEUED)
+    # An invitation to continue in direct messages ("take it private").
+    is_dm_invite = models.BooleanField(default=False, db_default=False)
+    # The playbook the draft came from, if any: which plans get used.
+    playbook = models.ForeignKey(
+        "Playbook", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies"
+    )
+    # Approval trail: who approved (or sent back) and when; the text as its author wrote it.
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reviewed_replies",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    text_as_written = models.TextField(blank=True)
     external_id = models.CharField(max_length=255, blank=True)
     posted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the platform published the reply"
@@ -94,7 +115,7 @@ class Reply(models.Model):
             # One reply in flight per mention: a double click cannot post twice.
             models.UniqueConstraint(
                 fields=["mention"],
-                condition=Q(status__in=["queued", "sending"]),
+                condition=Q(status__in=["awaiting", "queued", "sending"]),
                 name="reply_one_in_flight_per_mention",
             ),
         ]
@@ -142,3 +163,56 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PlaybookSentiment(models.TextChoices):
+    ANY = "any", "Any sentiment"
+    NEGATIVE = "negative", "Negative"
+    POSITIVE = "positive", "Positive"
+    NOT_NEGATIVE = "not_negative", "Not negative"
+
+
+class Playbook(models.Model):
+    """The team's written plan for one kind of post: when it applies, what to do, and
+    reply templates to start from.
+
+    A mention gets the first active playbook, in `order`, whose phrases and sentiment match
+    it; one without phrases matches anything of its sentiment (the catch-all "Other" last).
+    Templates use {name} (first name, else @handle), {handle}, {their_words} (the customer's
+    own description), {agent_initials}, {brand} and {dm_link}.
+    """
+
+    name = models.CharField(max_length=60, unique=True)
+    order = models.PositiveSmallIntegerField(default=100)
+    # One phrase per line; any of them in the post (whole words, any case) matches.
+    match_phrases = models.TextField(blank=True)
+    match_sentiment = models.CharField(
+        max_length=12, choices=PlaybookSentiment.choices, default=PlaybookSentiment.ANY
+    )
+    # Whether a post of this kind is a question the reply must answer.
+    match_questions_only = models.BooleanField(default=False)
+    guidance = models.TextField(help_text="What the agent should do: shown beside the draft.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def phrases(self) -> list[str]:
+        return [line.strip() for line in self.match_phrases.splitlines() if line.strip()]
+
+
+class ReplyTemplate(models.Model):
+    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="templates")
+    text = models.TextField()
+    # Used by "take it private": invites the customer to a direct message.
+    is_dm_invite = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["playbook", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]

@@ -1,78 +1,137 @@
-"""A first, personal draft for every mention: greet by name, answer what they wrote.
+"""A first, personal draft for every mention, from the playbook for its kind of post.
 
-Later work (playbooks) replaces the phrase lists with the team's own; the rules stay: name
-the person, use their own words, apologise and offer a next step when they are unhappy,
-thank them when they are happy, answer when they ask, sign with the agent's initials.
+The playbook (the team's own plan: see responses.models.Playbook) gives the guidance and the
+templates; this module personalises them: the customer's first name (else their @handle),
+their own description of the problem in their words, the agent's initials, the brand, the
+brand's DM link. Phrasing varies by mention, so two customers with the same problem don't
+get the same text, and alternatives are one click away. A draft fits the platform's limit
+and, for an unhappy customer, never reads as negative itself: quoting their angriest words
+back at them is not empathy, so a calmer clause of theirs is chosen when one exists.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from listening.models import Mention
+from listening.services.sentiment import sentiment_score
+from responses.models import Playbook, PlaybookSentiment, ReplyTemplate
 
+# Longer than any platform's own words budget here: a reply is short, even on Reddit.
 DRAFT_MAX_LENGTH = 280
+ALTERNATIVES = 3
 _HANDLE_OR_LINK = re.compile(r"(@\w+|#|https?://\S+)")
 _NAME_WORD = re.compile(r"^[^\W\d_]{2,}$")
 _SPACES = re.compile(r"\s+")
 # Sentence and clause ends; a "." or ":" only when a space follows ("10:30", "3.5" stay whole).
-_CLAUSE_END = re.compile(r"[!?;\n]|[.:](?=\s|$)")
+_CLAUSE_END = re.compile(r"[!?;,\n]|[.:](?=\s|$)")
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+_STOP_WORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "so",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "me",
+        "you",
+        "we",
+        "they",
+        "i",
+        "im",
+        "i'm",
+        "just",
+        "not",
+        "no",
+        "very",
+        "really",
+        "still",
+        "again",
+        "all",
+        "any",
+        "some",
+        "can",
+        "cant",
+        "can't",
+        "do",
+        "does",
+        "did",
+        "dont",
+        "don't",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "what",
+        "when",
+        "why",
+        "how",
+        "who",
+        "where",
+        "there",
+        "here",
+        "than",
+        "then",
+        "too",
+        "also",
+        "about",
+        "into",
+        "out",
+        "up",
+        "get",
+        "got",
+    ]
+)
+QUOTE_LIMITS = (60, 40, 25)
+# A clause this negative (VADER compound) is an outburst, not a description of the problem.
+ANGRY = -0.5
 
-_APOLOGIES = (
-    "I'm really sorry about {topic}.",
-    "Sorry to hear about {topic}, that's not the experience we want for you.",
-    "I'm sorry {topic} let you down.",
-)
-_NEXT_STEPS = (
-    "Could you DM us your order or account details so I can look into it right away?",
-    "Send us a DM with the details and I'll get this sorted for you.",
-    "If you DM us, I'll pick this up personally and keep you posted.",
-)
-_THANKS = (
-    "Thank you so much for the kind words about {topic}!",
-    "This made our day, thank you for sharing {topic}!",
-    "We love hearing this, thanks for the shout-out about {topic}!",
-)
-_CELEBRATE = (
-    "We'll pass it on to the team.",
-    "Enjoy, and see you again soon!",
-    "It's customers like you who keep us going.",
-)
-_QUESTION = (
-    "Thanks for reaching out about {topic}, let me look into it for you.",
-    "Thanks for asking about {topic}, happy to help with that.",
-)
-_NEUTRAL = (
-    "Thanks for mentioning us and for sharing {topic}.",
-    "Thanks for the mention about {topic}!",
-)
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    text: str
+    playbook: Playbook | None
+    template_id: int | None
 
 
 def first_name_or_handle(mention: Mention) -> str:
     first = (mention.author.name or "").split(" ")[0].strip()
     return first if _NAME_WORD.match(first) else f"@{mention.author.username}"
-
-
-def their_words(text: str, *, limit: int = 60, brand_name: str = "") -> str:
-    """The customer's own description: their longest clause, without handles, links or the
-    brand's own name (quoting "Wow Northwind Coffee" back says nothing)."""
-    cleaned = _HANDLE_OR_LINK.sub("", text)
-    if brand_name:
-        cleaned = re.sub(re.escape(brand_name) + r"(?:'s)?", "", cleaned, flags=re.IGNORECASE)
-    clauses = [
-        _SPACES.sub(" ", part).strip(" ,:-")
-        for part in _CLAUSE_END.split(cleaned)
-        if part.strip(" ,:-")
-    ]
-    # The longest clause says the most about what happened ("the kettle is even better than
-    # I expected"), more than an opener such as "Have to say it".
-    clause = max(clauses, key=lambda c: len(c.split()), default="")
-    if len(clause) > limit:
-        clause = clause[:limit].rsplit(" ", 1)[0] + "…"
-    return f"“{clause}”" if clause else "this"
 
 
 def agent_initials(agent: AbstractBaseUser) -> str:
@@ -83,35 +142,156 @@ def agent_initials(agent: AbstractBaseUser) -> str:
     return letters.upper()
 
 
-def draft_for_mention(*, mention: Mention, agent: AbstractBaseUser) -> str:
-    """A personalised draft within X's 280 characters. Varies by mention, stable per mention."""
-    # Seeded by the mention: a reload shows the same draft, but two customers differ.
+def _clauses(text: str, *, brand_name: str = "") -> list[str]:
+    """The post's clauses without handles, links or the brand's own name, those that say the
+    most first (most words that carry meaning, then longest)."""
+    cleaned = _HANDLE_OR_LINK.sub("", text)
+    if brand_name:
+        cleaned = re.sub(re.escape(brand_name) + r"(?:'s)?", "", cleaned, flags=re.IGNORECASE)
+    clauses = [
+        _SPACES.sub(" ", part).strip(" ,:-\"'“”")
+        for part in _CLAUSE_END.split(cleaned)
+        if len(_WORD.findall(part)) >= 2
+    ]
+    return sorted(clauses, key=lambda clause: (-len(content_words(clause)), -len(clause.split())))
+
+
+def _quote(clause: str, limit: int) -> str:
+    if len(clause) > limit:
+        clause = clause[:limit].rsplit(" ", 1)[0] + "…"
+    return f"“{clause}”"
+
+
+def their_words(text: str, *, limit: int = 60, brand_name: str = "") -> str:
+    """The customer's own description: their longest clause, without handles, links or the
+    brand's own name (quoting "Wow Northwind Coffee" back says nothing)."""
+    clauses = _clauses(text, brand_name=brand_name)
+    return _quote(clauses[0], limit) if clauses else "this"
+
+
+def content_words(text: str) -> list[str]:
+    """Words that carry meaning (no stop words, no handles or links), in order."""
+    cleaned = _HANDLE_OR_LINK.sub("", text)
+    return [w for w in _WORD.findall(cleaned) if len(w) > 2 and w.lower() not in _STOP_WORDS]
+
+
+def _topics(mention: Mention) -> list[str]:
+    """Ways to say what they wrote about, best first.
+
+    Their clauses that carry meaning come first, calm ones before angry ones ("my refund for
+    order 4411" before "pathetic service ever": the problem, not the insult), each at
+    shorter and shorter lengths; then single words of theirs that are not negative; then
+    whatever clauses are left.
+    """
+    analyzer = _analyzer()
+    clauses = _clauses(mention.text, brand_name=mention.brand.name)
+    meaningful = [c for c in clauses if content_words(c)]
+    meaningful.sort(key=lambda c: analyzer.polarity_scores(c)["compound"] <= ANGRY)
+    rest = [c for c in clauses if not content_words(c)]
+    brand_words = {w.lower() for w in _WORD.findall(mention.brand.name)}
+    words = [
+        f"“{word}”"
+        for word in content_words(mention.text)
+        if analyzer.lexicon.get(word.lower(), 0) >= 0 and word.lower() not in brand_words
+    ]
+    topics = [_quote(c, limit) for limit in QUOTE_LIMITS for c in meaningful]
+    topics += words + [_quote(c, limit) for limit in QUOTE_LIMITS for c in rest]
+    return list(dict.fromkeys(topics)) or ["this"]
+
+
+_ANALYZER: SentimentIntensityAnalyzer | None = None
+
+
+def _analyzer() -> SentimentIntensityAnalyzer:
+    global _ANALYZER
+    if _ANALYZER is None:
+        _ANALYZER = SentimentIntensityAnalyzer()
+    return _ANALYZER
+
+
+def playbook_for_mention(
+    mention: Mention, playbooks: list[Playbook] | None = None
+) -> Playbook | None:
+    """The first active playbook, in order, whose phrases and sentiment match the mention."""
+    if playbooks is None:
+        playbooks = list(Playbook.objects.filter(is_active=True).prefetch_related("templates"))
+    text = f" {' '.join(_WORD.findall(mention.text.lower()))} "
+    for playbook in playbooks:
+        if not _sentiment_matches(playbook.match_sentiment, mention.sentiment_label):
+            continue
+        if playbook.match_questions_only and "?" not in mention.text:
+            continue
+        phrases = playbook.phrases
+        if phrases and not any(f" {phrase.lower()} " in text for phrase in phrases):
+            continue
+        return playbook
+    return None
+
+
+def _sentiment_matches(wanted: str, label: str) -> bool:
+    if wanted == PlaybookSentiment.ANY:
+        return True
+    if wanted == PlaybookSentiment.NOT_NEGATIVE:
+        return label != "negative"
+    return wanted == label
+
+
+def drafts_for_mention(
+    *,
+    mention: Mention,
+    agent: AbstractBaseUser,
+    count: int = ALTERNATIVES,
+    playbook: Playbook | None = None,
+    dm_invite: bool = False,
+) -> list[Draft]:
+    """Up to `count` different personalised drafts, the best first. Stable per mention (a
+    reload shows the same ones) and different between mentions."""
+    playbook = playbook or playbook_for_mention(mention)
+    templates = [
+        t for t in (playbook.templates.all() if playbook else []) if t.is_dm_invite == dm_invite
+    ]
     rng = random.Random(f"{mention.platform}:{mention.external_id}")
-    template = _template(mention=mention, rng=rng)
-    name = first_name_or_handle(mention)
-    signature = f" ^{agent_initials(agent)}"
-    # Quote less of their words until it fits.
-    for limit in (60, 40, 20):
-        topic = their_words(mention.text, limit=limit, brand_name=mention.brand.name)
-        draft = f"Hi {name}, {_after_comma(template.format(topic=topic))}"
-        if len(draft) + len(signature) <= DRAFT_MAX_LENGTH:
-            return draft + signature
-    draft = f"Hi {name}, {_after_comma(template.format(topic='this'))}"
-    return draft[: DRAFT_MAX_LENGTH - len(signature)].rstrip() + signature
+    rng.shuffle(templates)
+    limit = min(mention.reply_max_length or DRAFT_MAX_LENGTH, DRAFT_MAX_LENGTH)
+    values = {
+        "name": first_name_or_handle(mention),
+        "handle": f"@{mention.author.username}",
+        "agent_initials": agent_initials(agent),
+        "brand": mention.brand.name,
+        "dm_link": mention.brand.dm_link,
+    }
+    topics = _topics(mention)
+    drafts: list[Draft] = []
+    for template in templates:
+        text = _personalise(template, values, topics, limit=limit, calm=mention.is_negative)
+        if text and text not in (d.text for d in drafts):
+            drafts.append(Draft(text=text, playbook=playbook, template_id=template.pk))
+        if len(drafts) == count:
+            break
+    return drafts
 
 
-def _after_comma(sentence: str) -> str:
-    """Continue the greeting's sentence: "Hi Ana, we love…", but "Hi Ana, I'm sorry…"."""
-    if sentence.startswith(("I ", "I'")):
-        return sentence
-    return sentence[:1].lower() + sentence[1:]
+def _personalise(
+    template: ReplyTemplate, values: dict[str, str], topics: list[str], *, limit: int, calm: bool
+) -> str:
+    """The template with the first topic that fits `limit` and, when `calm`, keeps the
+    reply's own sentiment at or above neutral. Empty when none does."""
+    for topic in topics:
+        text = _tidy(template.text.format(**values, their_words=topic))
+        if len(text) > limit:
+            continue
+        if calm and sentiment_score(text=text).compound < 0:
+            continue
+        return text
+    return ""
 
 
-def _template(*, mention: Mention, rng: random.Random) -> str:
-    if mention.is_negative:
-        return f"{rng.choice(_APOLOGIES)} {rng.choice(_NEXT_STEPS)}"
-    if "?" in mention.text:
-        return f"{rng.choice(_QUESTION)} {rng.choice(_NEXT_STEPS)}"
-    if mention.is_positive:
-        return f"{rng.choice(_THANKS)} {rng.choice(_CELEBRATE)}"
-    return rng.choice(_NEUTRAL)
+def _tidy(text: str) -> str:
+    # An empty {dm_link} leaves "DM us  and"; keep the sentence clean.
+    return _SPACES.sub(" ", text.replace(" ,", ",").replace(" .", ".")).strip()
+
+
+def draft_for_mention(*, mention: Mention, agent: AbstractBaseUser) -> str:
+    """The first draft for the mention (empty when no playbook applies)."""
+    drafts = drafts_for_mention(mention=mention, agent=agent, count=1)
+    return drafts[0].text if drafts else ""
