@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from listening.clients.base import PlatformUnavailable
+from listening.clients.base import PlatformUnavailable, RateLimited
 from responses.services.claims import claims_release_expired
 from responses.services.native_replies import account_cursors_claim_due, account_posts_read
 from responses.services.replies import replies_resume_stalled, reply_post, reply_wait
@@ -31,7 +31,11 @@ def send_reply(self, reply_id: int) -> None:
         # Delivered before its undo window closed (clocks differ): come back when it has.
         send_reply.apply_async((reply_id,), countdown=wait.total_seconds())
         return
-    reply_post(reply_id=reply_id, give_up_on_transient=self.request.retries >= self.max_retries)
+    try:
+        reply_post(reply_id=reply_id, give_up_on_transient=self.request.retries >= self.max_retries)
+    except RateLimited as exc:
+        # Not a failure: the platform says when it takes posts again.
+        send_reply.apply_async((reply_id,), eta=exc.reset_at)
 
 
 @shared_task

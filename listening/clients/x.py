@@ -13,6 +13,7 @@ import requests
 import tweepy
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from listening.clients.base import (
     AuthenticationFailed,
@@ -339,9 +340,23 @@ def _translated_errors(action: str, *, write: bool = False) -> Iterator[None]:
         status = exc.response.status_code
         raise PlatformUnavailable(f"X answered {status} to the {action}; will retry") from exc
     except requests.RequestException as exc:
+        if write and _request_went_out(exc):
+            raise PlatformOutcomeUnknown(
+                f"X hung up during the {action} ({type(exc).__name__}); it may have been posted"
+            ) from exc
         raise PlatformUnavailable(
             f"Could not reach X for the {action}: {type(exc).__name__}"
         ) from exc
+
+
+def _request_went_out(exc: requests.RequestException) -> bool:
+    """Whether X may have received the request: the connection was made, then broke."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return not isinstance(reason, NewConnectionError)
+    return False
 
 
 def x_client_for_brand(brand: Any) -> XClient:

@@ -334,6 +334,9 @@ class XApiSimulator:
             # Answers held back this many seconds AFTER the request was carried out: the
             # platform accepted the post, but the client's read times out.
             self._slow_answers: list[float] = []
+            # Connections to cut without an answer: True once the request was carried out
+            # (the post exists, the client never hears so), False before.
+            self._cuts: list[bool] = []
             self._received_posts: list[dict[str, Any]] = []
             self._requests_log: list[tuple[str, str, dict[str, str], datetime]] = []
             self._insertions = 0
@@ -371,6 +374,11 @@ class XApiSimulator:
         """Carry out the next `count` requests, then wait `seconds` before answering each."""
         with self._lock:
             self._slow_answers.extend([seconds] * count)
+
+    def cut_next(self, *, after_carrying_out: bool, count: int = 1) -> None:
+        """Hang up on the next `count` requests without answering, before or after doing them."""
+        with self._lock:
+            self._cuts.extend([after_carrying_out] * count)
 
     def fail_next(
         self,
@@ -537,12 +545,15 @@ class XApiSimulator:
 
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes
-    ) -> _Answer:
-        """Answer one request; the HTTP handler is a thin shell around this."""
+    ) -> _Answer | None:
+        """Answer one request (None: hang up); the HTTP handler is a thin shell around this."""
         if path.startswith("/_sim/"):
             return self._control(method, path, body)
         with self._lock:
             self._requests_log.append((method, path, dict(query), self.now()))
+            cut_after = self._cuts.pop(0) if self._cuts else None
+            if cut_after is False:
+                return None
             if self._failures:
                 return self._failures.pop(0)
         routes = {
@@ -563,7 +574,7 @@ class XApiSimulator:
             delay = self._slow_answers.pop(0) if self._slow_answers else 0.0
         if delay:
             time.sleep(delay)
-        return answer
+        return None if cut_after else answer
 
     def _require_bearer(self, headers: Mapping[str, str]) -> str:
         scheme, _, credential = (headers.get("Authorization") or "").partition(" ")
@@ -977,6 +988,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = _json_answer(
                 500, {"title": phrase, "detail": phrase, "type": "about:blank", "status": 500}
             )
+        if answer is None:
+            self.close_connection = True
+            return
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))

@@ -9,20 +9,22 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from config.roles import NEEDS_APPROVAL, SUPERVISOR, has_role
 from listening.clients.base import (
     PlatformClient,
     PlatformError,
     PlatformOutcomeUnknown,
     PlatformUnavailable,
     PostedReply,
+    RateLimited,
     RequestRejected,
 )
 from listening.clients.registry import client_for_mention
-from listening.models import OPEN_STATUSES, Mention, MentionStatus
-from responses.models import Reply, ReplyOrigin, ReplyStatus
+from listening.models import OPEN_STATUSES, Brand, Mention, MentionStatus
+from responses.models import Playbook, Reply, ReplyOrigin, ReplyStatus
 from responses.services.claims import claimable, lease_end
 from responses.services.form_letters import SimilarReply, form_letter_check
 from responses.services.tone import ToneWarning, tone_check
@@ -72,16 +74,22 @@ def reply_submit(
     text: str,
     opened_at: datetime | None = None,
     override_reason: str = "",
+    dm_invite: bool = False,
+    playbook: Playbook | None = None,
 ) -> Reply:
     """Queue `text` as the reply to a mention the agent holds (or that nobody holds).
+
+    On a brand whose replies need approval, a reply by an agent in the "needs approval"
+    group waits for a supervisor instead (reply_approve / reply_return). `dm_invite` marks
+    the reply as taking the case private: the mention records when and by whom.
 
     `opened_at` is when the agent opened the mention: if a colleague replied since, this
     reply is refused and theirs is shown, so a customer never gets two answers because two
     people were typing at once. A reply the tone guard or the form-letter detector warns
     about raises ReplyNeedsReview, unless `override_reason` says why it should go as it is;
     the overridden warnings and the reason are kept on the reply and logged. The mention
-    leaves the open queue at once (status "replying") and the send task is enqueued only once this transaction commits. Raises
-    ReplyRefused with the reason.
+    leaves the open queue at once (status "replying") and the send task is enqueued only
+    once this transaction commits. Raises ReplyRefused with the reason.
     """
     # Imported here: tasks import this module.
     from responses.tasks import send_reply
@@ -110,7 +118,7 @@ def reply_submit(
             answered_meanwhile = (
                 Reply.objects.filter(mention=mention, created_at__gt=opened_at)
                 .exclude(agent=agent)
-                .exclude(status=ReplyStatus.FAILED)
+                .exclude(status__in=[ReplyStatus.FAILED, ReplyStatus.RETURNED])
                 .select_related("agent")
                 .first()
             )
@@ -133,12 +141,17 @@ def reply_submit(
         override_reason = override_reason.strip()
         if warnings and not override_reason:
             raise ReplyNeedsReview(warnings, similar)
-        send_after = timezone.now() + timedelta(seconds=settings.REPLY_UNDO_SECONDS)
+        now = timezone.now()
+        waits = reply_needs_approval(brand=mention.brand, agent=agent)
         reply = Reply.objects.create(
             mention=mention,
             agent=agent,
             text=text,
-            send_after=send_after,
+            status=ReplyStatus.AWAITING_APPROVAL if waits else ReplyStatus.QUEUED,
+            send_after=None if waits else now + timedelta(seconds=settings.REPLY_UNDO_SECONDS),
+            text_as_written=text if waits else "",
+            is_dm_invite=dm_invite,
+            playbook=playbook,
             warnings_overridden=[warning.code for warning in warnings],
             override_reason=override_reason if warnings else "",
         )
@@ -153,11 +166,103 @@ def reply_submit(
             )
         mention.status = MentionStatus.REPLYING
         mention.claimed_by = agent
-        mention.claimed_at = mention.claimed_at or timezone.now()
-        mention.save(update_fields=["status", "claimed_by", "claimed_at"])
-        # Leaves once the undo window has passed (the task checks send_after again).
+        mention.claimed_at = mention.claimed_at or now
+        if dm_invite:
+            mention.taken_private_at, mention.taken_private_by = now, agent
+        mention.save(
+            update_fields=[
+                "status", "claimed_by", "claimed_at", "taken_private_at", "taken_private_by",
+            ]
+        )  # fmt: skip
+        if not waits:
+            # Leaves once the undo window has passed (the task checks send_after again).
+            send_reply.apply_async_on_commit((reply.pk,), countdown=settings.REPLY_UNDO_SECONDS)
+    return reply
+
+
+def reply_needs_approval(*, brand: Brand, agent: AbstractBaseUser) -> bool:
+    return brand.replies_need_approval and agent.groups.filter(name=NEEDS_APPROVAL).exists()
+
+
+def reply_approve(*, reply_id: int, reviewer: AbstractBaseUser, text: str = "") -> Reply:
+    """A supervisor approves a waiting reply, edited or not; it then leaves like any other
+    (after the undo window). The author's own words stay in `text_as_written`."""
+    from responses.tasks import send_reply
+
+    if not has_role(reviewer, SUPERVISOR):
+        raise ReplyRefused("Only a supervisor can approve replies.")
+    with transaction.atomic():
+        reply = _waiting_reply(reply_id)
+        text = text.strip() or reply.text
+        if len(text) > reply.mention.reply_max_length:
+            raise ReplyRefused(
+                f"{reply.mention.get_platform_display()} allows "
+                f"{reply.mention.reply_max_length} characters; this reply has {len(text)}."
+            )
+        now = timezone.now()
+        reply.text = text
+        reply.status = ReplyStatus.QUEUED
+        reply.reviewed_by, reply.reviewed_at = reviewer, now
+        reply.send_after = now + timedelta(seconds=settings.REPLY_UNDO_SECONDS)
+        reply.save(
+            update_fields=[
+                "text",
+                "status",
+                "reviewed_by",
+                "reviewed_at",
+                "send_after",
+                "updated_at",
+            ]
+        )
+        logger.info("%s approved reply %s", reviewer.get_username(), reply.pk)
         send_reply.apply_async_on_commit((reply.pk,), countdown=settings.REPLY_UNDO_SECONDS)
     return reply
+
+
+def reply_return(*, reply_id: int, reviewer: AbstractBaseUser, note: str) -> Reply:
+    """A supervisor sends a waiting reply back to its author with a note: the mention is the
+    author's again (claimed, with a fresh lease), and nothing is posted."""
+    if not has_role(reviewer, SUPERVISOR):
+        raise ReplyRefused("Only a supervisor can send replies back.")
+    note = note.strip()
+    if not note:
+        raise ReplyRefused("Say what to change, so the author knows.")
+    with transaction.atomic():
+        reply = _waiting_reply(reply_id)
+        now = timezone.now()
+        reply.status = ReplyStatus.RETURNED
+        reply.reviewed_by, reply.reviewed_at, reply.review_note = reviewer, now, note
+        reply.save(
+            update_fields=["status", "reviewed_by", "reviewed_at", "review_note", "updated_at"]
+        )
+        Mention.objects.filter(pk=reply.mention_id, status=MentionStatus.REPLYING).update(
+            status=MentionStatus.CLAIMED,
+            claimed_by_id=reply.agent_id,
+            claim_expires_at=lease_end(now),
+            taken_private_at=None,
+            taken_private_by=None,
+        )
+    return reply
+
+
+def _waiting_reply(reply_id: int) -> Reply:
+    reply = (
+        Reply.objects.select_for_update(of=("self",))
+        .select_related("mention")
+        .filter(pk=reply_id)
+        .first()
+    )
+    if reply is None or reply.status != ReplyStatus.AWAITING_APPROVAL:
+        raise ReplyRefused("This reply is no longer waiting for approval.")
+    return reply
+
+
+def replies_awaiting_approval() -> QuerySet[Reply]:
+    return (
+        Reply.objects.filter(status=ReplyStatus.AWAITING_APPROVAL)
+        .select_related("agent", "mention__author", "mention__brand")
+        .order_by("created_at")
+    )
 
 
 def reply_mark_handled(*, mention_id: int, agent: AbstractBaseUser) -> Reply | None:
@@ -225,7 +330,8 @@ def reply_post(
     failure that proves nothing was posted puts the row back in the queue and re-raises for
     the task's retry. A failure after which X may have posted it (a timeout, a 5xx) marks the
     row `outcome_unknown`: every later attempt first looks for the reply on X, and posts
-    only if it is not there. With `give_up_on_transient`, the reply fails instead.
+    only if it is not there. With `give_up_on_transient`, the reply fails instead. A 429
+    puts it back in the queue until the platform's reset time, and re-raises.
     """
     now = timezone.now()
     claimed = (
@@ -250,6 +356,12 @@ def reply_post(
             return reply
         Reply.objects.filter(pk=reply_id).update(
             status=ReplyStatus.QUEUED, outcome_unknown=unknown, error=str(exc)
+        )
+        raise
+    except RateLimited as exc:
+        # Refused, so not posted: it goes again once the platform's window resets.
+        Reply.objects.filter(pk=reply_id).update(
+            status=ReplyStatus.QUEUED, send_after=exc.reset_at, error=str(exc)
         )
         raise
     except PlatformError as exc:
