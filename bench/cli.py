@@ -3,7 +3,8 @@
 - ingest: how close polling comes to the cost of VADER itself (bench/ingest.py);
 - queue: the triage queue page at 10k and 1M mentions (bench/queue_page.py);
 - claim: 50 agents pressing "claim next" at once (bench/claim_next.py);
-- scheduler: 200 keywords sharing one X app's search budget (bench/scheduler.py).
+- scheduler: 200 keywords sharing one X app's search budget (bench/scheduler.py);
+- drafts: drafts per second and their sameness beside real brand replies (bench/drafts.py).
 
 All of them run in one database created for the run and dropped after it.
 """
@@ -27,7 +28,7 @@ from bench.throwaway import throwaway_database
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 # In this order whatever order --only names them: ingest starts from the empty database.
-BENCHMARKS = ("ingest", "queue", "claim", "scheduler")
+BENCHMARKS = ("ingest", "queue", "claim", "scheduler", "drafts")
 CLAIM_CLIENT_KINDS = ("threads", "processes")
 
 
@@ -143,7 +144,7 @@ def _django_setup(*, database_url: str) -> None:
 
 
 def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, Any]]:
-    from bench import claim_next, queue_page, scheduler  # they use the ORM at import
+    from bench import claim_next, drafts, queue_page, scheduler  # they use the ORM at import
 
     sections: dict[str, dict[str, Any]] = {}
     if "ingest" in args.only:
@@ -156,11 +157,13 @@ def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, 
         )
     if "scheduler" in args.only:
         sections["scheduler"] = scheduler.run(seed=args.seed, progress=_progress)
+    if "drafts" in args.only:
+        sections["drafts"] = drafts.run(progress=_progress)
     return sections
 
 
 def _figures_and_notes(sections: dict[str, dict[str, Any]]) -> tuple[list[Figure], list[str]]:
-    from bench import claim_next, queue_page, scheduler
+    from bench import claim_next, drafts, queue_page, scheduler
 
     figures: list[Figure] = []
     notes: list[str] = []
@@ -175,6 +178,9 @@ def _figures_and_notes(sections: dict[str, dict[str, Any]]) -> tuple[list[Figure
     if "scheduler" in sections:
         figures += scheduler.figures(sections["scheduler"])
         notes += scheduler.notes(sections["scheduler"])
+    if "drafts" in sections:
+        figures += drafts.figures(sections["drafts"])
+        notes += drafts.notes(sections["drafts"])
     return figures, notes
 
 

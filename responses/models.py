@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import string
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -205,9 +208,27 @@ class Playbook(models.Model):
         return [line.strip() for line in self.match_phrases.splitlines() if line.strip()]
 
 
+TEMPLATE_VARIABLES = ("name", "handle", "their_words", "agent_initials", "brand", "dm_link")
+
+
+def validate_template(text: str) -> None:
+    """A template may use only the known variables, in {braces}."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field is not None]
+    except ValueError as exc:
+        raise ValidationError(f"The template's braces do not pair up: {exc}.") from exc
+    unknown = [field for field in fields if field not in TEMPLATE_VARIABLES]
+    if unknown:
+        raise ValidationError(
+            f"Unknown variable {{{unknown[0]}}}: use "
+            + ", ".join(f"{{{name}}}" for name in TEMPLATE_VARIABLES)
+            + "."
+        )
+
+
 class ReplyTemplate(models.Model):
     playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="templates")
-    text = models.TextField()
+    text = models.TextField(validators=[validate_template])
     # Used by "take it private": invites the customer to a direct message.
     is_dm_invite = models.BooleanField(default=False)
 

@@ -97,6 +97,8 @@ STARTER = [
             "Hi {name}, thank you so much for {their_words}! This made our day and we'll pass it on to the team. ^{agent_initials}",
             "Hi {name}, we love hearing this! Thanks for sharing {their_words}, it means a lot to everyone here. ^{agent_initials}",
             "Hi {name}, wow, thank you for {their_words}! So glad you're enjoying it, see you again soon. ^{agent_initials}",
+            "Hi {name}, you've made the whole team smile with {their_words}. Thank you, and enjoy! ^{agent_initials}",
+            "Hi {name}, that's wonderful to read: {their_words}. Thanks for being with us, we appreciate you! ^{agent_initials}",
         ],
     ),
     (
@@ -134,12 +136,15 @@ STARTER = [
         [
             "Hi {name}, thanks for mentioning us about {their_words}. If there's anything we can do, we're happy to help! ^{agent_initials}",
             "Hi {name}, thank you for sharing {their_words}. We appreciate you reaching out, just let us know if we can help. ^{agent_initials}",
+            "Hi {name}, good to hear from you about {their_words}! We're here whenever you need us. ^{agent_initials}",
+            "Hi {name}, thanks for the note about {their_words}. Anything we can help with, just reply here. ^{agent_initials}",
+            "Hi {name}, appreciate you getting in touch about {their_words}. Tell us more any time, we're glad to help. ^{agent_initials}",
         ],
     ),
 ]
 DM_INVITES = [
-    "Hi {name}, thank you for your patience. I'd like to help with this personally: could you send us a DM {dm_link}? We'll pick it up right there. ^{agent_initials}",
-    "Hi {name}, thanks for bearing with us. So we can look at your details safely, please DM us {dm_link} and I'll take care of it. ^{agent_initials}",
+    "Hi {name}, thank you for your patience with {their_words}. I'd like to help with this personally: could you send us a DM {dm_link}? We'll pick it up right there. ^{agent_initials}",
+    "Hi {name}, thanks for bearing with us about {their_words}. So we can look at your details safely, please DM us {dm_link} and I'll take care of it. ^{agent_initials}",
 ]
 
 

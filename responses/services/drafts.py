@@ -20,7 +20,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from listening.models import Mention
 from listening.services.sentiment import sentiment_score
-from responses.models import Playbook, PlaybookSentiment, ReplyTemplate
+from responses.models import Playbook, PlaybookSentiment
 
 # Longer than any platform's own words budget here: a reply is short, even on Reddit.
 DRAFT_MAX_LENGTH = 280
@@ -122,6 +122,21 @@ QUOTE_LIMITS = (60, 40, 25)
 ANGRY = -0.5
 
 
+# Interchangeable phrasings: each draft takes one of each at random (seeded by the mention),
+# so two customers whose posts match the same template still read different replies.
+_PHRASINGS = (
+    ("thanks for", ("thanks for", "thank you for", "many thanks for")),
+    ("happy to help", ("happy to help", "glad to help", "here to help")),
+    ("let us know", ("let us know", "tell us", "drop us a line")),
+    ("we appreciate", ("we appreciate", "we value", "we're grateful for")),
+    ("right away", ("right away", "straight away", "today")),
+    ("the team", ("the team", "everyone here", "our crew")),
+    ("so glad", ("so glad", "really glad", "delighted")),
+    ("any time", ("any time", "whenever you like", "at any point")),
+    ("I'll", ("I'll", "I will")),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Draft:
     text: str
@@ -180,14 +195,14 @@ def _topics(mention: Mention) -> list[str]:
 
     Their clauses that carry meaning come first, calm ones before angry ones ("my refund for
     order 4411" before "pathetic service ever": the problem, not the insult), each at
-    shorter and shorter lengths; then single words of theirs that are not negative; then
-    whatever clauses are left.
+    shorter and shorter lengths; then single words of theirs that are not negative. A post
+    with nothing to quote ("Thanks!", a bare link) is referred to as "this": quoting
+    "Thanks" back at someone reads as a form letter.
     """
     analyzer = _analyzer()
     clauses = _clauses(mention.text, brand_name=mention.brand.name)
     meaningful = [c for c in clauses if content_words(c)]
     meaningful.sort(key=lambda c: analyzer.polarity_scores(c)["compound"] <= ANGRY)
-    rest = [c for c in clauses if not content_words(c)]
     brand_words = {w.lower() for w in _WORD.findall(mention.brand.name)}
     words = [
         f"“{word}”"
@@ -195,7 +210,7 @@ def _topics(mention: Mention) -> list[str]:
         if analyzer.lexicon.get(word.lower(), 0) >= 0 and word.lower() not in brand_words
     ]
     topics = [_quote(c, limit) for limit in QUOTE_LIMITS for c in meaningful]
-    topics += words + [_quote(c, limit) for limit in QUOTE_LIMITS for c in rest]
+    topics += words
     return list(dict.fromkeys(topics)) or ["this"]
 
 
@@ -263,7 +278,9 @@ def drafts_for_mention(
     topics = _topics(mention)
     drafts: list[Draft] = []
     for template in templates:
-        text = _personalise(template, values, topics, limit=limit, calm=mention.is_negative)
+        text = _personalise(
+            _vary(template.text, rng), values, topics, limit=limit, calm=mention.is_negative
+        )
         if text and text not in (d.text for d in drafts):
             drafts.append(Draft(text=text, playbook=playbook, template_id=template.pk))
         if len(drafts) == count:
@@ -271,13 +288,21 @@ def drafts_for_mention(
     return drafts
 
 
+def _vary(template: str, rng: random.Random) -> str:
+    """The template with some of its stock phrases swapped for equivalents."""
+    for phrase, choices in _PHRASINGS:
+        if phrase in template:
+            template = template.replace(phrase, rng.choice(choices), 1)
+    return template
+
+
 def _personalise(
-    template: ReplyTemplate, values: dict[str, str], topics: list[str], *, limit: int, calm: bool
+    template: str, values: dict[str, str], topics: list[str], *, limit: int, calm: bool
 ) -> str:
     """The template with the first topic that fits `limit` and, when `calm`, keeps the
     reply's own sentiment at or above neutral. Empty when none does."""
     for topic in topics:
-        text = _tidy(template.text.format(**values, their_words=topic))
+        text = _tidy(template.format(**values, their_words=topic))
         if len(text) > limit:
             continue
         if calm and sentiment_score(text=text).compound < 0:

@@ -187,3 +187,33 @@ def test_every_customer_tweet_of_the_dataset_gets_a_personal_fitting_calm_draft(
     assert len(mentions) > 1000
     assert wordless < len(mentions) * 0.05
     assert failures == []
+
+
+def test_a_template_with_an_unknown_variable_is_refused_in_admin(client, admin_user):
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    playbook = Playbook.objects.get(name="Praise")
+    templates = list(playbook.templates.all())
+    data = {
+        "name": "Praise",
+        "order": 70,
+        "is_active": "on",
+        "guidance": playbook.guidance,
+        "match_phrases": "",
+        "match_sentiment": "positive",
+        "templates-TOTAL_FORMS": len(templates) + 1,
+        "templates-INITIAL_FORMS": len(templates),
+        "templates-MIN_NUM_FORMS": 0,
+        "templates-MAX_NUM_FORMS": 1000,
+        **{f"templates-{n}-id": t.pk for n, t in enumerate(templates)},
+        **{f"templates-{n}-text": t.text for n, t in enumerate(templates)},
+        **{f"templates-{n}-playbook": playbook.pk for n in range(len(templates) + 1)},
+        f"templates-{len(templates)}-text": "Hi {nmae}, thanks! ^{agent_initials}",
+    }
+
+    response = client.post(f"/admin/responses/playbook/{playbook.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert "Unknown variable {nmae}" in response.content.decode()
+    assert playbook.templates.count() == len(templates)
