@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import requests
 from django.conf import settings
+from feedparser.encodings import convert_to_utf8
 
 from listening.clients.base import (
     AuthenticationFailed,
@@ -74,6 +75,15 @@ NO_WRITE_API = (
     "RSS and Atom feeds have no write API: answer on the platform and mark the mention handled"
 )
 _FEED_ROOT_RE = re.compile(rb"<(?:rss|feed|rdf:rdf)[\s>]")
+AUTHOR_ELEMENT_MAX_BYTES = 4096
+_AUTHOR_LOCAL_NAMES = frozenset(
+    {b"author", b"creator", b"publisher", b"managingeditor", b"webmaster", b"owner"}
+)
+# End tags that also end an author-like element left open (as the lenient parser reads it).
+_AUTHOR_ENCLOSURES = frozenset({b"item", b"entry", b"channel", b"feed", b"source"})
+_OPAQUE_MARKUP = ((b"<![CDATA[", b"]]>"), (b"<!--", b"-->"), (b"<?", b"?>"), (b"<!", b">"))
+_FIRST_ELEMENT_RE = re.compile(rb"<\w")  # as feedparser finds the end of the prolog
+_TAG_START_RE = re.compile(rb"<(/?)([A-Za-z_][\w.:-]*)")
 # What feedparser's lenient parser takes for a character reference (";" optional).
 _CHARACTER_REFERENCE_RE = re.compile(rb"&#(?:([0-9]{1,12})|[xX]([0-9a-fA-F]{1,12}));?")
 _RSS_AUTHOR_RE = re.compile(r"^\s*[^\s@()]+@[^\s()]+\s*\((.+)\)\s*$")
@@ -432,11 +442,14 @@ class FeedClient:
                 return response, self._read_capped(response)
 
     def _parse(self, body: bytes, response: requests.Response) -> Any:
+        body, content_type = _prepared_for_feedparser(
+            body, response.headers.get("Content-Type", "application/xml")
+        )
         try:
             return feedparser.parse(
-                _without_impossible_characters(body),
+                body,
                 response_headers={
-                    "content-type": response.headers.get("Content-Type", "application/xml"),
+                    "content-type": content_type,
                     "content-location": response.url,
                     "content-language": response.headers.get("Content-Language", ""),
                 },
@@ -504,6 +517,105 @@ class FeedClient:
         self, *, author_username: str, text: str, in_reply_to_id: str
     ) -> PostedReply | None:
         raise RequestRejected(NO_WRITE_API)
+
+
+def _prepared_for_feedparser(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The body as UTF-8, without what feedparser cannot survive, and the content type that
+    now describes it. Transcoding first (with feedparser's own detection) lets the passes
+    below see the text whatever the feed's encoding, UTF-16 included."""
+    detected: dict[str, Any] = {}
+    as_utf8 = convert_to_utf8({"content-type": content_type}, body, detected)
+    if detected.get("encoding"):
+        mime = content_type.split(";")[0].strip() or "application/xml"
+        body, content_type = as_utf8, f"{mime}; charset=utf-8"
+    body = _without_entity_declarations(body)
+    return _with_bounded_authors(_without_impossible_characters(body)), content_type
+
+
+def _without_entity_declarations(body: bytes) -> bytes:
+    """`body` without the <!ENTITY> declarations of its prolog. feedparser keeps those it
+    deems safe, and one `&name;` can then stand for kilobytes: enough to defeat the bound
+    on author elements below. Feeds have no need of their own entities."""
+    first_element = _FIRST_ELEMENT_RE.search(body)
+    prolog_end = first_element.start() if first_element else len(body)
+    prolog = body[:prolog_end]
+    lowered = prolog.lower()
+    kept, position = [], 0
+    while (start := lowered.find(b"<!entity", position)) != -1:
+        kept.append(prolog[position:start])
+        end = prolog.find(b">", start)  # where feedparser, too, takes a declaration to end
+        position = len(prolog) if end == -1 else end + 1
+    if position == 0:
+        return body
+    kept.append(prolog[position:])
+    return b"".join(kept) + body[prolog_end:]
+
+
+def _with_bounded_authors(body: bytes) -> bytes:
+    """`body` with every author-like element whose content exceeds AUTHOR_ELEMENT_MAX_BYTES
+    emptied.
+
+    feedparser looks for an e-mail address in the text of <author>, <dc:creator>,
+    <itunes:author>, <managingEditor>, <webMaster>, <dc:publisher> and <itunes:owner> with a
+    regular expression that backtracks catastrophically: 100 kB of letters costs it about a
+    minute of CPU, holding the GIL. It joins the element's text across nested tags and CDATA
+    sections, so the whole element is measured here, in one linear pass: CDATA sections,
+    comments and processing instructions are read as opaque, so an end tag hidden in one
+    does not end the element. An element left open ends with its item (closed here). No
+    real author element comes near the limit; an emptied one makes the entry the feed's own.
+    """
+    out: list[bytes] = []
+    inside: bytes | None = None  # the qualified name of the author-like element we are in
+    held: list[bytes] = []  # its content, while within the limit
+    held_size = 0
+    position, size = 0, len(body)
+    while position < size:
+        piece, tag, closing, position = _next_piece(body, position)
+        if inside is None:
+            out.append(piece)
+            opens = tag and not closing and not piece.endswith(b"/>")
+            if opens and _local_name(tag) in _AUTHOR_LOCAL_NAMES:
+                inside, held, held_size = tag, [], 0
+            continue
+        ends_item = _local_name(tag) in _AUTHOR_ENCLOSURES
+        if closing and (tag.lower() == inside.lower() or ends_item):
+            if held_size <= AUTHOR_ELEMENT_MAX_BYTES:
+                out.extend(held)
+            out.append(piece if tag.lower() == inside.lower() else b"</" + inside + b">" + piece)
+            inside = None
+            continue
+        held_size += len(piece)
+        if held_size <= AUTHOR_ELEMENT_MAX_BYTES:
+            held.append(piece)
+    if inside is not None:  # the document ended inside the element
+        if held_size <= AUTHOR_ELEMENT_MAX_BYTES:
+            out.extend(held)
+        out.append(b"</" + inside + b">")
+    return b"".join(out)
+
+
+def _local_name(tag: bytes) -> bytes:
+    return tag.lower().rpartition(b":")[2]
+
+
+def _next_piece(body: bytes, position: int) -> tuple[bytes, bytes, bool, int]:
+    """The piece of markup or text at `position`: (bytes, tag name or b"", whether it is an
+    end tag, where the next piece starts)."""
+    start = body.find(b"<", position)
+    if start != position:  # text up to the next "<"
+        end = len(body) if start == -1 else start
+        return body[position:end], b"", False, end
+    for opener, closer in _OPAQUE_MARKUP:
+        if body.startswith(opener, position):
+            found = body.find(closer, position + len(opener))
+            end = len(body) if found == -1 else found + len(closer)
+            return body[position:end], b"", False, end
+    match = _TAG_START_RE.match(body, position)
+    if match is None:  # a "<" that opens no tag is text, as the lenient parser reads it
+        return b"<", b"", False, position + 1
+    found = body.find(b">", match.end())
+    end = len(body) if found == -1 else found + 1
+    return body[position:end], match.group(2), bool(match.group(1)), end
 
 
 def _without_impossible_characters(body: bytes) -> bytes:

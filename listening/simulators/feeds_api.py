@@ -146,11 +146,12 @@ class FeedsSimulator(PlatformSimulator):
         author: str = "",
         author_email: str = "",
         published: datetime | str | None = None,
-        updated: datetime | None = None,
+        updated: datetime | str | None = None,
         summary_type: str = "html",
     ) -> dict[str, Any]:
         """Publish an entry. `summary` is HTML unless `summary_type` is "text". Returns the
-        entry as stored. RSS renders id as <guid> (isPermaLink="false" unless it is the link)."""
+        entry, its times as RFC 3339 strings. RSS renders id as <guid> (isPermaLink="false"
+        unless it is the link)."""
         with self._lock:
             config = self._feed(feed)
             order = next(self._order)
@@ -164,7 +165,7 @@ class FeedsSimulator(PlatformSimulator):
                 "author": author,
                 "author_email": author_email,
                 "published": when,
-                "updated": updated or when,
+                "updated": _as_datetime(updated, when),
             }
             if entry["id"] is None:
                 entry["id"] = (
@@ -172,7 +173,8 @@ class FeedsSimulator(PlatformSimulator):
                 )
             render = _rss_item if config.kind == "rss" else _atom_entry
             self._publish(config, when, order, render(entry, summary_type))
-            return entry
+            # As JSON can carry it (POST /_sim/posts answers with it).
+            return {**entry, "published": _rfc3339(when), "updated": _rfc3339(entry["updated"])}
 
     def add_raw_entry(
         self, xml: str, *, feed: str = "news", published: datetime | None = None

@@ -333,6 +333,49 @@ def test_a_feed_larger_than_5_mb_is_refused_unread(feeds):
         fetch(client_for(feeds))
 
 
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("author", "read_as"),
+    [
+        ("<author>" + "x" * 100_000 + "</author>", "Stall"),
+        ("<dc:creator>" + ("x" * 99 + "<b/>") * 1000 + "</dc:creator>", "Stall"),
+        (
+            "<managingEditor><![CDATA[</managingEditor>" + "x" * 100_000 + "]]></managingEditor>",
+            "Stall",
+        ),
+        ("<itunes:author>" + "x." * 50_000, "Stall"),  # never closed
+        # The prolog declares &big; as 5,000 letters: declarations are dropped, so it stays.
+        ("<author>" + "&big;" * 15 + "</author>", "&big;" * 15),
+    ],
+    ids=["long", "nested-tags", "end-tag-in-cdata", "unclosed", "entity"],
+)
+def test_an_author_element_that_would_stall_feedparser_is_emptied(feeds, author, read_as):
+    # feedparser's e-mail pattern backtracks for minutes over a long author text.
+    feeds.add_feed("stall", kind="rss", title="Stall")
+    good = feeds.add_post(
+        feed="stall", title="Northwind fine", author="Goodwin", published=NOW - timedelta(hours=1)
+    )
+    feeds.add_raw_entry(
+        f"<item><title>Northwind stall</title><guid>https://n.example/s</guid>{author}</item>",
+        feed="stall",
+        published=NOW - timedelta(hours=2),
+    )
+    body = requests.get(feeds.feed_url("stall"), timeout=2).content
+    entity = b'<!DOCTYPE rss [<!ENTITY big "' + b"y" * 5000 + b'">]>'
+    feeds.fail_next(200, body.replace(b"<rss", entity + b"<rss", 1), content_type=RSS_TYPE)
+
+    page = fetch(client_for(feeds, "stall"))
+
+    by_id = {post.external_id: post for post in page.posts}
+    assert page.authors[by_id[good["id"]].author_external_id].username == "Goodwin"
+    stalled = by_id["https://n.example/s"]
+    assert stalled.text == "Northwind stall"
+    # An emptied author element makes the entry the feed's own ("Stall").
+    assert page.authors[stalled.author_external_id].username == read_as
+
+
 _hostile_text = st.one_of(
     st.text(max_size=40),
     st.sampled_from([
@@ -344,16 +387,12 @@ _hostile_text = st.one_of(
 _hostile_entry = st.one_of(
     _hostile_text,
     st.builds(
-        lambda t, d, g, p, a: (
+        lambda t, d, g, p, a, c: (
             f"<item><title>{t}</title><description>{d}</description><guid>{g}</guid>"
-            f"<pubDate>{p}</pubDate><author>{a}</author></item>"
+            f"<pubDate>{p}</pubDate><author>{a}</author><dc:creator>{c}</dc:creator></item>"
         ),
-        _hostile_text,
-        _hostile_text,
-        _hostile_text,
-        _hostile_text,
-        _hostile_text,
-    ),  # fmt: skip
+        *[_hostile_text] * 6,
+    ),
 )
 
 
@@ -610,3 +649,19 @@ def test_the_simulator_runs_from_the_command_line_with_an_rss_and_an_atom_feed()
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_other_processes_add_entries_through_the_control_endpoint(feeds):
+    answer = requests.post(
+        feeds.base_url + "/_sim/posts",
+        json={"feed": "blog", "title": "Northwind via control", "author": "Ctl",
+              "published": "2026-03-02T11:00:00Z"},
+        timeout=2,
+    )  # fmt: skip
+    assert answer.status_code == 201
+
+    (post,) = fetch(client_for(feeds, "blog")).posts
+
+    assert (post.text, post.posted_at) == ("Northwind via control", NOW - timedelta(hours=1))
+    refused = requests.post(feeds.base_url + "/_sim/posts", json={"feed": "nope"}, timeout=2)
+    assert refused.status_code == 400 and "no feed 'nope'" in refused.text
