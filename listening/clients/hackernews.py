@@ -95,8 +95,9 @@ CLOCK_SKEW = timedelta(hours=1)
 
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A tag (its "/" and name), a comment's start, or a declaration or processing instruction.
-# `[^<>]*` stops at the next "<", so a "<" that opens nothing costs one step: linear.
-_MARKUP_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^<>]*>|<!--|<[!?][^<>]*>")
+# Possessive quantifiers that stop at the next "<": each "<" is tried once, without
+# backtracking, so the search is linear however hostile the fragment.
+_MARKUP_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*+)[^<>]*+>|<!--|<[!?][^<>]*+>")
 _SPACES_RE = re.compile(r"\s+")
 _BLOCK_TAGS = frozenset(
     {"p", "div", "pre", "blockquote", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr"}

@@ -296,6 +296,14 @@ def test_a_web_page_is_not_a_feed_and_the_message_names_the_feed_it_links_to(fee
     )
 
 
+def test_a_hostile_web_page_is_still_answered_quickly_and_plainly(feeds):
+    # A page html.parser or a careless pattern would take minutes over.
+    page = b"<!DOCTYPE html><html><head>" + b"<link " + b"a" * 200_000 + b"<a" * 100_000
+    feeds.fail_next(200, page, content_type="text/html")
+    with pytest.raises(RequestRejected, match=r"it answered a web page \(text/html\)\.$"):
+        fetch(client_for(feeds))
+
+
 def test_a_feed_served_as_text_html_is_still_a_feed(feeds):
     feeds.fail_next(
         200,
