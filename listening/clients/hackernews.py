@@ -19,6 +19,10 @@ round walks *time windows* of `created_at_i` instead of deep pages:
 - Where an id list would not fit in a cursor (≤ 500 characters), it is left out: a post may
   then come twice, which storage ignores, rather than never.
 
+A first poll (no cursor) looks back FIRST_POLL_LOOKBACK (7 days, as X's recent search does).
+Algolia matches more loosely than Earshot (prefixes, typos): hits whose text and link lack the
+query's words are dropped here, so a keyword matches the same posts on every platform.
+
 Not handled: a post that reaches Algolia's index after a later post was already polled
 (indexing lag) is older than the cursor and is missed; HN's index is normally current
 within seconds.
@@ -195,9 +199,10 @@ class _Window:
 
 
 def encode_since(bound: _Bound) -> str:
-    """`"T:id,id"`; when the ids would make it too long, `"T+1:"` (strictly after T)."""
+    """`"T:id,id"`; when the ids would make it too long, `"T:"`: that second's posts come
+    again (storage keeps them once) rather than a late one of them never."""
     encoded = f"{bound.second}:{','.join(bound.seen_ids)}"
-    return encoded if len(encoded) <= CURSOR_MAX_LENGTH else f"{bound.second + 1}:"
+    return encoded if len(encoded) <= CURSOR_MAX_LENGTH else f"{bound.second}:"
 
 
 def decode_since(since_id: str | None) -> _Bound | None:

@@ -25,7 +25,13 @@ from listening.clients.base import (
 )
 from listening.clients.hackernews import (
     HackerNewsClient,
+    _Bound,
+    _Window,
     clean_text,
+    decode_since,
+    decode_window,
+    encode_since,
+    encode_window,
     html_to_text,
 )
 from listening.clients.registry import client_for_source
@@ -260,6 +266,19 @@ def test_the_since_cursor_returns_only_newer_posts_and_late_ones_of_the_same_sec
         == round_two.newest_id
         == f"{newer['created_at_i']}:{newer['objectID']}"
     )
+
+
+def test_cursors_stay_within_500_characters_preferring_repeats_to_gaps():
+    many = tuple(str(40_000_000 + n) for n in range(100))
+    assert encode_since(_Bound(1_700_000_000, ("1", "2"))) == "1700000000:1,2"
+    assert decode_since("1700000000:1,2") == _Bound(1_700_000_000, ("1", "2"))
+    # Too many ids to list: the whole second is asked for again (stored once), none skipped.
+    assert encode_since(_Bound(1_700_000_000, many)) == "1700000000:"
+    assert decode_since("not a cursor") is None
+    token = encode_window(_Window(lower=_Bound(1, many), upper=_Bound(2, many), page=3))
+    assert len(token) <= 500
+    assert decode_window(token) == _Window(lower=_Bound(1), upper=_Bound(2), page=3)
+    assert decode_window("{broken") is None
 
 
 # --- errors -----------------------------------------------------------------------------------
