@@ -9,6 +9,7 @@ names come from the models, so a renamed field fails loudly here rather than sil
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,6 +72,15 @@ AUTHOR_HISTORY_WINDOW = timedelta(days=7)
 COPY_WINDOW = timedelta(days=7)
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` without what PostgreSQL refuses in text (NUL, lone surrogates): one such
+    character from any platform must not sink the whole page."""
+    return _UNSTORABLE.sub("", text)
+
+
 def _columns(model: type, fields: tuple[str, ...]) -> list[str]:
     return [model._meta.get_field(name).column for name in fields]
 
@@ -83,7 +93,16 @@ def _upsert_authors(cursor, *, platform: str, page: SearchPage, wanted: set[str]
     changing = _columns(Author, _AUTHOR_CHANGING)
     now = timezone.now()
     rows = [
-        (platform, a.external_id, a.username, a.name, a.followers_count, a.verified, a.url, now)
+        (
+            platform,
+            a.external_id,
+            storable(a.username),
+            storable(a.name),
+            a.followers_count,
+            a.verified,
+            storable(a.url),
+            now,
+        )
         for a in page.authors.values()
         if a.external_id in wanted
     ]
@@ -405,12 +424,12 @@ def _insert_mentions(
                 keyword.brand_id,
                 keyword.pk,
                 author_pk,
-                post.text,
-                post.lang,
+                storable(post.text),
+                storable(post.lang),
                 post.posted_at,
                 post.conversation_id,
                 post.in_reply_to_user_id,
-                post.url,
+                storable(post.url),
                 Json(post.referenced_posts),
                 Json(post.public_metrics),
                 score.compound,

@@ -90,3 +90,19 @@ def test_a_poll_quarantines_each_bad_item_and_stores_every_good_one(x_sim, brand
     assert len(quarantined) == len(items)
     assert all(item.reason and item.platform == "x" for item in quarantined)
     assert PollCursor.objects.get(keyword=keyword).skipped_items_total == len(items)
+
+
+def test_a_nul_character_is_dropped_not_fatal_to_the_page(x_sim, keyword):
+    x_sim.add_tweet(
+        text="@NorthwindHelp broken\u0000 text", author=customer("nul_nia", "Ni\u0000a")
+    )
+    x_sim.add_tweet(text="@NorthwindHelp fine text", author=customer("fine_fay"))
+
+    outcome = keyword_poll(keyword_id=keyword.pk, max_pages=2)
+
+    assert outcome.error == "" and outcome.stored == 2
+    assert set(Mention.objects.values_list("text", flat=True)) == {
+        "@NorthwindHelp broken text",
+        "@NorthwindHelp fine text",
+    }
+    assert Mention.objects.get(author__username="nul_nia").author.name == "Nia"
