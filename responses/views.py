@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import intcomma, naturaltime
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -68,13 +72,14 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         unclaimed_only=filters.get("unclaimed", False),
         min_followers=filters.get("min_followers"),
     )[:QUEUE_PAGE_SIZE]
-    state = queue_state(mentions, now=now)
-    if request.htmx and request.GET.get("since") == state:
+    since = request.GET.get("since") if request.htmx else None
+    if since and since == queue_state(mentions, now=now):
         # What this browser shows is still what it would get: htmx swaps nothing on a 204.
         return HttpResponse(status=204)
-    rows = [(mention, priority_explained(mention, now=now)) for mention in mentions]
+    mentions = list(mentions)
     poll_params = request.GET.copy()
-    poll_params["since"] = state
+    poll_params["since"] = queue_state(mentions, now=now)  # of the rows loaded: no query
+    rows = _queue_rows(mentions, now=now)
     context = {
         "rows": rows,
         "form": form,
@@ -90,6 +95,44 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "queue-rows":
         template += "#queue-rows"
     return render(request, template, context)
+
+
+class QueueRow(NamedTuple):
+    """A queue row: its mention, and the values the row shows, formatted once in Python.
+
+    `{% for %}` in templates/responses/queue.html unpacks the fields in this order. Each value
+    is what a template filter would give, by the same function: the claim view swaps a row in
+    from a bare Mention, formatted there by those filters, and it must look the same.
+    """
+
+    mention: Mention
+    why: str
+    mention_id: str
+    mention_url: str
+    followers: str
+    compound: str
+    posted_iso: str
+    posted_ago: str
+
+
+def _queue_rows(mentions: list[Mention], *, now: datetime) -> list[QueueRow]:
+    # A mention's URL is this prefix, its id and a slash (tests/responses/test_queue.py holds
+    # that): one reverse() a page instead of one a row.
+    url_prefix = reverse("responses:mention", args=[0]).removesuffix("0/")
+    return [
+        QueueRow(
+            mention=mention,
+            why=priority_explained(mention, now=now),
+            mention_id=str(mention.pk),
+            mention_url=f"{url_prefix}{mention.pk}/",
+            followers=intcomma(mention.author.followers_count),
+            compound=floatformat(mention.sentiment_compound, 2),
+            # What the `date:"c"` filter gives: ISO 8601 in the current time zone.
+            posted_iso=timezone.localtime(mention.posted_at).isoformat(),
+            posted_ago=naturaltime(mention.posted_at),
+        )
+        for mention in mentions
+    ]
 
 
 @require_POST

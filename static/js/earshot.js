@@ -54,7 +54,7 @@ function typingInField(event) {
 const shortcuts = {
   j: () => moveFocus(1),
   k: () => moveFocus(-1),
-  c: () => currentRow()?.querySelector("form[action$='/claim/'] button")?.click(),
+  c: () => currentRow()?.querySelector("button[formaction$='/claim/']")?.click(),
   n: () => document.getElementById("claim-next")?.click(),
   r: () => openCurrent(),
   Enter: () => openCurrent(),

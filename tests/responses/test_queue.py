@@ -4,10 +4,16 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.template.loader import render_to_string
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from listening.models import Mention
 from listening.services.keywords import keyword_create
+from responses.selectors import priority_explained
 from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
@@ -114,3 +120,144 @@ def test_the_poll_gets_nothing_back_until_a_mention_changes(client, agent, brand
     changed = client.get(poll_url, **rows)
     assert changed.status_code == 200
     assert "Nothing waiting" in changed.content.decode()
+
+
+def test_a_page_and_its_poll_fingerprint_the_same_rows(client, agent, other_agent, brand):
+    # The page fingerprints the rows it loaded; the poll asks one narrow query: they agree.
+    now = datetime.now(UTC)
+    make_mention(brand=brand, text="@NorthwindHelp is anyone there")
+    make_mention(
+        brand=brand,
+        text="@NorthwindHelp my cup leaks",
+        status="claimed",
+        claimed_by=other_agent,
+        claim_expires_at=now + timedelta(minutes=10),
+    )
+    client.force_login(agent)
+    rows = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "queue-rows"}
+    page = client.get(reverse("responses:queue")).content.decode()
+    poll_url = re.search(r'hx-get="([^"]+since=[^"]+)"', page).group(1).replace("&amp;", "&")
+
+    with CaptureQueriesContext(connection) as poll:
+        assert client.get(poll_url, **rows).status_code == 204
+    assert sum('FROM "listening_mention"' in query["sql"] for query in poll) == 1
+
+
+def test_a_page_runs_the_same_queries_however_many_rows_it_shows(client, agent, other_agent, brand):
+    beans = keyword_create(brand=brand, query="beans", poll_interval_seconds=60)
+    client.force_login(agent)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as page:
+            client.get(reverse("responses:queue"))
+        return len(page)
+
+    make_mention(brand=brand, text="the first one")
+    one_row = queries()
+    now = datetime.now(UTC)
+    for n in range(5):
+        make_mention(brand=brand, text=f"about beans {n}", keyword=beans)
+        make_mention(
+            brand=brand,
+            text=f"held {n}",
+            status="claimed",
+            claimed_by=other_agent,
+            claim_expires_at=now + timedelta(minutes=n - 2),
+        )
+    assert queries() == one_row <= 10
+
+
+def _row(html: str, mention: Mention) -> str:
+    """The mention's row in `html`, runs of ASCII whitespace made one space (not the no-break
+    spaces of "4 weeks, 1 day ago")."""
+    row = re.search(rf'<article [^>]*id="mention-{mention.pk}".*?</article>', html, re.DOTALL)
+    assert row, f"no row for mention {mention.pk}"
+    return re.sub(r"[ \t\n]+", " ", row.group(0))
+
+
+def test_the_row_the_claim_view_swaps_in_is_the_row_the_queue_shows(
+    client, rf, agent, other_agent, brand
+):
+    # The queue formats its rows' values in Python; the claim view's one row has the
+    # template's filters format them. Every state of a row, and values each filter changes.
+    now = datetime.now(UTC)
+    beans = keyword_create(brand=brand, query="beans", poll_interval_seconds=60)
+    # Whole minutes and a half: the "waiting" minute cannot turn between the two renders.
+    ago = timedelta(days=40, hours=3, seconds=30)
+    new = make_mention(
+        brand=brand,
+        text="Northwind lost my order, this is awful <and> I am furious",
+        author=make_author(username="ann", name="Ann & Co", followers=1_234_567),
+        keyword=beans,
+        posted_at=now - ago,
+    )
+    Mention.objects.filter(pk=new.pk).update(amplification_count=3, platform="reddit")
+    mine = make_mention(
+        brand=brand,
+        text="I love the new cups",
+        posted_at=now - timedelta(hours=5, seconds=30),
+        status="claimed",
+        claimed_by=agent,
+        claim_expires_at=now + timedelta(minutes=10),
+    )
+    theirs = make_mention(
+        brand=brand,
+        text="where is my order?",
+        posted_at=now - timedelta(minutes=7, seconds=30),
+        status="claimed",
+        claimed_by=other_agent,
+        claim_expires_at=now + timedelta(minutes=10),
+    )
+    lapsed = make_mention(
+        brand=brand,
+        text="still waiting on that refund",
+        posted_at=now - timedelta(days=1, seconds=30),
+        status="claimed",
+        claimed_by=other_agent,
+        claim_expires_at=now - timedelta(minutes=1),
+    )
+    replied = make_mention(brand=brand, text="thanks, all sorted", status="replied")
+    client.force_login(agent)
+    queue = client.get(reverse("responses:queue")).content.decode()
+    queue += client.get(reverse("responses:queue"), {"status": "replied"}).content.decode()
+    request = rf.get(reverse("responses:queue"))
+    request.user = agent
+
+    for mention in Mention.objects.filter(
+        pk__in=[new.pk, mine.pk, theirs.pk, lapsed.pk, replied.pk]
+    ):
+        swapped = render_to_string(
+            "responses/queue.html#queue-row",
+            {"mention": mention, "why": priority_explained(mention, now=timezone.now())},
+            request=request,
+        )
+        assert _row(swapped, mention) == _row(queue, mention)
+    assert "1,234,567 followers" in queue and "↻ 3" in queue and "Reddit" in queue
+    assert "1\xa0month, 1\xa0week ago" in _row(queue, new)
+    assert f'data-url="{reverse("responses:mention", args=[new.pk])}"' in queue
+
+
+def test_claiming_posts_the_pages_one_csrf_token(agent, brand):
+    mentions = [make_mention(brand=brand, text=f"question {n} about Northwind") for n in range(3)]
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent)
+    page = client.get(reverse("responses:queue")).content.decode()
+    rows = client.get(
+        reverse("responses:queue"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="queue-rows"
+    ).content.decode()
+    assert "csrfmiddlewaretoken" not in rows
+    claim_form = re.search(r'<form id="claim-form" method="post"[^>]*>(.*?)</form>', page).group(1)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', claim_form).group(1)
+    header_token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page).group(1)
+    first, second = (reverse("responses:claim", args=[m.pk]) for m in mentions[:2])
+    assert f'form="claim-form" formaction="{first}"' in page and f'hx-post="{first}"' in page
+
+    # Without JavaScript: the button submits the page's one form to its own formaction.
+    response = client.post(first, {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert response.url == reverse("responses:mention", args=[mentions[0].pk])
+    # With htmx: the token goes as a header (hx-headers on <body>), the row comes back.
+    response = client.post(second, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=header_token)
+    assert response.status_code == 200 and "Claimed by you" in response.content.decode()
+    assert client.post(reverse("responses:claim", args=[mentions[2].pk])).status_code == 403
+    assert [m.claimed_by for m in Mention.objects.order_by("pk")] == [agent, agent, None]
