@@ -1,7 +1,7 @@
 from django.urls import path
 
 from listening.models import MentionStatus
-from responses import queue_views, views
+from responses import approval_views, queue_views, views
 
 app_name = "responses"
 urlpatterns = [
@@ -39,6 +39,10 @@ urlpatterns = [
     ),
     path("mentions/<int:mention_id>/reply/", views.reply_send_view, name="reply"),
     path("mentions/<int:mention_id>/handled/", views.mention_handled_view, name="handled"),
+    path("mentions/<int:mention_id>/private/", views.mention_take_private_view, name="private"),
+    path("approvals/", approval_views.approvals, name="approvals"),
+    path("replies/<int:reply_id>/approve/", approval_views.reply_approve_view, name="approve"),
+    path("replies/<int:reply_id>/send-back/", approval_views.reply_return_view, name="send-back"),
     path(
         "mentions/<int:mention_id>/customer/tags/<str:tag>/add/",
         views.customer_tag_add_view,

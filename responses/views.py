@@ -24,7 +24,7 @@ from responses.forms import (
     ReportPeriodForm,
     SavedViewForm,
 )
-from responses.models import Reply, SavedView
+from responses.models import Reply, ReplyStatus, SavedView
 from responses.presence import presence_beat, presence_leave, presence_others
 from responses.selectors import (
     QUEUE_PAGE_SIZE,
@@ -48,7 +48,7 @@ from responses.services.claims import (
     mention_release,
 )
 from responses.services.customers import author_tag_add, author_tag_remove
-from responses.services.drafts import draft_for_mention
+from responses.services.drafts import draft_for_mention, drafts_for_mention, playbook_for_mention
 from responses.services.replies import (
     ReplyNeedsReview,
     ReplyRefused,
@@ -202,8 +202,30 @@ def _render_mention(
         "others": presence_others(mention_id=mention.pk, username=request.user.get_username()),
         "customer": customer_profile(author=mention.author, before=mention),
         "thread": conversation_thread(mention=mention),
+        **_playbook_context(request, mention),
     }
     return render(request, "responses/mention.html", context, status=status)
+
+
+def _playbook_context(request: HtmxHttpRequest, mention: Mention) -> dict[str, object]:
+    """The mention's playbook (its guidance), alternative drafts, and where its reply stands
+    in approval: waiting for a supervisor, or sent back with a note."""
+    drafts = drafts_for_mention(mention=mention, agent=request.user)
+    latest = (
+        Reply.objects.filter(
+            mention=mention,
+            status__in=[ReplyStatus.AWAITING_APPROVAL, ReplyStatus.RETURNED],
+        )
+        .select_related("reviewed_by")
+        .order_by("-created_at")
+        .first()
+    )
+    return {
+        "playbook": drafts[0].playbook if drafts else playbook_for_mention(mention),
+        "drafts": drafts,
+        "awaiting_approval": latest if latest and latest.status == ReplyStatus.AWAITING_APPROVAL else None,
+        "returned": latest if latest and latest.status == ReplyStatus.RETURNED else None,
+    }
 
 
 @require_POST
@@ -291,12 +313,13 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     if not form.is_valid():
         return _render_mention(request, mention, form, status=400)
     try:
-        reply_submit(
+        reply = reply_submit(
             mention_id=mention.pk,
             agent=request.user,
             text=form.cleaned_data["text"],
             opened_at=form.cleaned_data["opened_at"],
             override_reason=form.cleaned_data["override_reason"],
+            playbook=playbook_for_mention(mention),
         )
     except ReplyNeedsReview as review:
         return _render_mention(request, mention, form, status=422, review=review)
@@ -306,7 +329,49 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
             request, _mention_or_404(mention_id), form, status=409, other_reply=refusal.other_reply
         )
     presence_leave(mention_id=mention.pk, username=request.user.get_username())
-    messages.success(request, f"Your reply to @{mention.author.username} is on its way.")
+    messages.success(request, _sent_message(reply))
+    return redirect("responses:queue")
+
+
+def _sent_message(reply: Reply) -> str:
+    handle = f"@{reply.mention.author.username}"
+    if reply.status == ReplyStatus.AWAITING_APPROVAL:
+        return f"Your reply to {handle} waits for a supervisor's approval."
+    return f"Your reply to {handle} is on its way."
+
+
+@require_POST
+@role_required(AGENT)
+def mention_take_private_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
+    """One action: post the team's invitation to a direct message, personalised, and record
+    that the case moved to a private channel."""
+    mention = _mention_or_404(mention_id)
+    invites = drafts_for_mention(mention=mention, agent=request.user, count=1, dm_invite=True)
+    form = ReplyForm(
+        {"text": invites[0].text if invites else "", "opened_at": request.POST.get("opened_at")},
+        mention=mention,
+    )
+    if not invites or not form.is_valid():
+        messages.error(request, "No DM template applies to this mention: write the invitation.")
+        return _render_mention(request, mention, form, status=409)
+    try:
+        reply = reply_submit(
+            mention_id=mention.pk,
+            agent=request.user,
+            text=form.cleaned_data["text"],
+            opened_at=form.cleaned_data["opened_at"],
+            dm_invite=True,
+            playbook=invites[0].playbook,
+        )
+    except ReplyNeedsReview as review:
+        return _render_mention(request, mention, form, status=422, review=review)
+    except ReplyRefused as refusal:
+        messages.error(request, str(refusal))
+        return _render_mention(
+            request, _mention_or_404(mention_id), form, status=409, other_reply=refusal.other_reply
+        )
+    presence_leave(mention_id=mention.pk, username=request.user.get_username())
+    messages.success(request, f"Taken private. {_sent_message(reply)}")
     return redirect("responses:queue")
 
 

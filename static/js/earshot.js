@@ -92,3 +92,14 @@ document.addEventListener("htmx:afterSwap", () => {
   const row = currentRow();
   if (row) row.classList.add("current");
 });
+
+// "Use this" on an alternative draft: it replaces the reply text (the counter follows).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest(".use-draft");
+  if (!button) return;
+  const box = document.querySelector(".reply-form textarea[name='text']");
+  if (!box) return;
+  box.value = button.dataset.draft;
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+  box.focus();
+});
