@@ -237,3 +237,128 @@ class ReplyTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+# --- alerts and the weekly digest -------------------------------------------------------
+
+
+class AlertKind(models.TextChoices):
+    SPIKE = "spike", "Negative spike"
+    SLA_BREACH = "sla_breach", "SLA breach"
+    DIGEST = "digest", "Weekly digest"
+
+
+class Alert(models.Model):
+    """Something supervisors should hear about now: a spike of negative mentions on a keyword,
+    a mention waiting past its SLA target, or the weekly digest.
+
+    An alert goes to each configured channel (one AlertDelivery row each) unless an alert of
+    the same kind and keyword went out within ALERT_COOLDOWN_MINUTES: then it is kept as
+    `suppressed` (or, for a spike still going on, not kept at all) and counted on that alert's
+    `suppressed_count` instead of sent.
+    """
+
+    kind = models.CharField(max_length=12, choices=AlertKind.choices)
+    # What makes the alert the only one of its kind: "sla:<mention id>" (a mention breaches
+    # once), "digest:<first day of the week>". Blank for spikes, whose repeats the cooldown
+    # governs.
+    key = models.CharField(max_length=100, blank=True, default="", db_default="")
+    keyword = models.ForeignKey(
+        "listening.TrackedKeyword",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+    )
+    mention = models.ForeignKey(
+        Mention, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
+    )
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    # What was measured, e.g. a spike's count, baseline mean and spread, and z-score.
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Inside the cooldown of an earlier alert of the same kind and keyword: never sent.
+    suppressed = models.BooleanField(default=False, db_default=False)
+    # Alerts of the same kind and keyword that came during this one's cooldown, not sent.
+    suppressed_count = models.PositiveIntegerField(default=0, db_default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=AlertKind.values), name="alert_kind_valid"),
+            models.UniqueConstraint(fields=["key"], condition=~Q(key=""), name="alert_key_once"),
+        ]
+        indexes = [
+            # The cooldown's question: the last alert sent for this kind and keyword.
+            models.Index(
+                fields=["kind", "keyword", "-created_at"],
+                condition=Q(suppressed=False),
+                name="alert_sent_by_kind_keyword",
+            ),
+            models.Index(fields=["kind", "-created_at"], name="alert_by_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"
+
+
+class AlertChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class AlertDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENDING = "sending", "Being sent"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class AlertDelivery(models.Model):
+    """One alert on its way to one channel: the outbox row its delivery task works from.
+
+    A worker claims it with a conditional UPDATE (to `sending`, `next_attempt_at` then being
+    the end of its claim), so one worker at a time sends it. A failure keeps the reason and
+    sets the next attempt, later each time; `next_attempt_at` is NULL once sent or given up.
+    """
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=8, choices=AlertChannel.choices)
+    status = models.CharField(
+        max_length=8, choices=AlertDeliveryStatus.choices, default=AlertDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # Where it went: the e-mail addresses, or the webhook's host.
+    target = models.TextField(blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["alert", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel"], name="alert_delivery_once"),
+            models.CheckConstraint(
+                condition=Q(channel__in=AlertChannel.values), name="alert_delivery_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=AlertDeliveryStatus.values),
+                name="alert_delivery_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(next_attempt_at__isnull=False),
+                name="alert_delivery_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert} by {self.channel} ({self.status})"
+
+    @property
+    def gave_up(self) -> bool:
+        return self.status == AlertDeliveryStatus.FAILED and self.next_attempt_at is None
