@@ -46,8 +46,12 @@ class KeywordForm(forms.ModelForm):
     def clean_query(self) -> str:
         # Stored as typed (stripped): the admin's own spelling is what the keyword list shows.
         query = self.cleaned_data["query"].strip()
+        # The source is cleaned before the query (field order): its platform decides what
+        # the query may ask (X: at most 512 characters; some need a shared word).
+        source = self.cleaned_data.get("source")
+        platform = source.platform if source is not None else Platform.X
         try:
-            parse_query(query)
+            parse_query(query).split_for(PLATFORM_SYNTAX[platform])
         except QuerySyntaxError as error:
             raise forms.ValidationError(error.message, code="invalid_query") from error
         max_length = TrackedKeyword._meta.get_field("query").max_length
@@ -60,18 +64,10 @@ class KeywordForm(forms.ModelForm):
         return query
 
     def clean(self) -> dict[str, Any]:
-        """The query must be one the chosen platform can be asked (X: at most 512 characters;
-        some platforms need a word every match shares)."""
         cleaned = super().clean()
-        brand, source, query = (cleaned.get(k) for k in ("brand", "source", "query"))
+        brand, source = cleaned.get("brand"), cleaned.get("source")
         if source is not None and brand is not None and source.brand_id != brand.pk:
             self.add_error("source", f"{source.name} belongs to {source.brand.name}.")
-        platform = source.platform if source is not None else Platform.X
-        if query:
-            try:
-                parse_query(query).split_for(PLATFORM_SYNTAX[platform])
-            except QuerySyntaxError as error:
-                self.add_error("query", forms.ValidationError(error.message, code="invalid_query"))
         return cleaned
 
     def clean_poll_interval_seconds(self) -> int:

@@ -9,11 +9,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import IO
 
 import pytest
 from celery import Celery
+from django.apps import apps as django_apps
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
@@ -89,8 +91,13 @@ def outsider(db) -> User:
 # --- listening ---------------------------------------------------------------------------
 
 
+# The starter playbooks come from a data migration; a transactional test's flush empties them.
+_starter_playbooks = import_module("responses.migrations.0009_starter_playbooks")
+
+
 @pytest.fixture
 def brand(db) -> Brand:
+    _starter_playbooks.create_starter_playbooks(django_apps, None)
     return Brand.objects.create(name="Northwind Coffee", x_handle="NorthwindHelp")
 
 

@@ -47,6 +47,8 @@ USER_FIELDS = ["name", "username", "public_metrics", "verified"]
 # X's snowflake epoch: the time of a post is encoded in the upper bits of its id.
 SNOWFLAKE_EPOCH_MS = 1288834974657
 MAX_RESULTS_PER_PAGE = 100
+# Longer than any pagination token X sends, and than Earshot's cursor keeps.
+MAX_TOKEN_LENGTH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +183,18 @@ def parse_search_body(body: Any) -> SearchPage:
         except (TypeError, ValueError) as exc:
             rejected.append(RejectedItem(raw=raw_post, reason=str(exc)))
     meta = body.get("meta") or {}
+    newest_id = meta.get("newest_id")
+    if not (isinstance(newest_id, str) and newest_id.isdigit() and len(newest_id) <= 19):
+        # A cursor X could not have sent: fall back on the newest post we could read.
+        newest_id = max((p.external_id for p in posts), key=int, default=None)
+    next_token = meta.get("next_token")
+    if not (isinstance(next_token, str) and 0 < len(next_token) <= MAX_TOKEN_LENGTH):
+        next_token = None
     return SearchPage(
         posts=posts,
         authors=authors,
-        newest_id=meta.get("newest_id"),
-        next_token=meta.get("next_token"),
+        newest_id=newest_id,
+        next_token=next_token,
         rejected=rejected,
     )
 

@@ -227,6 +227,7 @@ def _store_page(
             item.reason,
             item.raw,
         )
+    _drop_oversized_cursor(page, keyword)
     now = timezone.now()
     with transaction.atomic():
         locked = PollCursor.objects.select_for_update().get(pk=cursor.pk)
@@ -289,6 +290,23 @@ def _store_page(
     outcome.folded += stored_page.folded
     outcome.skipped.extend(item.reason for item in page.rejected)
     return locked
+
+
+def _drop_oversized_cursor(page: SearchPage, keyword: TrackedKeyword) -> None:
+    """A cursor longer than Earshot keeps is not the platform's: ignore it (the round ends,
+    and the next one starts from the last good cursor) rather than fail the page."""
+    limit = PollCursor._meta.get_field("since_id").max_length
+    for name in ("newest_id", "next_token"):
+        value = getattr(page, name)
+        if value is not None and len(value) > limit:
+            logger.warning(
+                "Keyword %s: %s answered a %s of %s characters; ignored",
+                keyword.pk,
+                keyword.platform,
+                name,
+                len(value),
+            )
+            setattr(page, name, None)
 
 
 def _commit_without_waiting_for_flush() -> None:
