@@ -27,8 +27,9 @@ COPY templates ./templates
 COPY static ./static
 
 # Static files collected at build time, hashed and compressed for whitenoise. Settings need
-# these three variables to load; the values are placeholders used for nothing else.
+# these four variables to load; the values are placeholders used for nothing else.
 RUN SECRET_KEY=collectstatic-only \
+    FIELD_ENCRYPTION_KEYS=collectstatic-only \
     DATABASE_URL=postgres://collectstatic@localhost/collectstatic \
     REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput

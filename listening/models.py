@@ -6,9 +6,13 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from config.addresses import fetch_address_problem, web_address
+from config.encryption import EncryptedCharField, EncryptedJSONField
 
 
 class Platform(models.TextChoices):
@@ -42,12 +46,13 @@ class Brand(models.Model):
     name = models.CharField(max_length=120, unique=True)
     # The brand's own account on X; its replies are posted from here.
     x_handle = models.CharField(max_length=15, blank=True)
-    # Per-brand X credentials; blank means the deployment-wide ones from settings.
-    x_bearer_token = models.CharField(max_length=200, blank=True)
-    x_consumer_key = models.CharField(max_length=200, blank=True)
-    x_consumer_secret = models.CharField(max_length=200, blank=True)
-    x_access_token = models.CharField(max_length=200, blank=True)
-    x_access_token_secret = models.CharField(max_length=200, blank=True)
+    # Per-brand X credentials; blank means the deployment-wide ones from settings. Encrypted
+    # at rest (config/encryption.py); max_length bounds the plaintext.
+    x_bearer_token = EncryptedCharField(max_length=200, blank=True)
+    x_consumer_key = EncryptedCharField(max_length=200, blank=True)
+    x_consumer_secret = EncryptedCharField(max_length=200, blank=True)
+    x_access_token = EncryptedCharField(max_length=200, blank=True)
+    x_access_token_secret = EncryptedCharField(max_length=200, blank=True)
     # Where a customer can write to the brand privately ({dm_link} in reply templates).
     dm_link = models.URLField(max_length=500, blank=True)
     # Replies by agents in the "needs approval" group wait for a supervisor first.
@@ -77,7 +82,15 @@ class Source(models.Model):
     # The instance, API or feed address; blank means the platform's public default.
     base_url = models.URLField(max_length=500, blank=True)
     account_handle = models.CharField(max_length=200, blank=True)
-    credentials = models.JSONField(default=dict, blank=True)
+    # A JSON object of strings; each value is encrypted at rest (config/encryption.py).
+    credentials = EncryptedJSONField(default=dict, blank=True)
+    # A feed's address must resolve to public addresses (no SSRF into Earshot's own network)
+    # unless an admin says the feed lives on a private one.
+    allow_private_address = models.BooleanField(
+        default=False,
+        help_text="Fetch this source even if its address is private, loopback or link-local "
+        "(a feed on your own network, a local simulator).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -93,6 +106,23 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return f"{self.brand.name}: {self.name} ({self.get_platform_display()})"
+
+    def clean(self) -> None:
+        errors = {}
+        if not isinstance(self.credentials, dict) or not all(
+            isinstance(value, str) for value in self.credentials.values()
+        ):
+            errors["credentials"] = (
+                'Credentials are a JSON object of text values, e.g. {"access_token": "..."}.'
+            )
+        if self.platform == Platform.RSS and self.base_url:
+            problem = fetch_address_problem(
+                self.base_url, allow_private_address=self.allow_private_address
+            )
+            if problem:
+                errors["base_url"] = problem
+        if errors:
+            raise ValidationError(errors)
 
 
 class TrackedKeyword(models.Model):
@@ -278,7 +308,7 @@ class Author(models.Model):
     def profile_url(self) -> str:
         if self.platform == Platform.X:
             return f"https://x.com/{quote(self.username)}"
-        return self.url
+        return web_address(self.url)
 
 
 class AuthorTagKind(models.TextChoices):
@@ -470,7 +500,7 @@ class Mention(models.Model):
     @property
     def platform_url(self) -> str:
         if self.url or self.platform != Platform.X:
-            return self.url
+            return web_address(self.url)
         return f"https://x.com/{self.author.username}/status/{self.external_id}"
 
     @property

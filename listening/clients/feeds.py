@@ -40,7 +40,9 @@ import feedparser
 import requests
 from django.conf import settings
 from feedparser.encodings import convert_to_utf8
+from requests.adapters import HTTPAdapter
 
+from config.addresses import fetch_address_problem
 from listening.clients.base import (
     AuthenticationFailed,
     FetchedAuthor,
@@ -343,6 +345,17 @@ def _announced_feed(body: bytes, page_url: str) -> str:
 # --- the client -------------------------------------------------------------------------------
 
 
+class _PublicAddressesOnly(HTTPAdapter):
+    """Checks each request's host just before connecting, the feed's and every redirect's, so
+    a feed address typed by a person cannot point Earshot at its own network (SSRF)."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        problem = fetch_address_problem(request.url or "")
+        if problem:
+            raise RequestRejected(f"Not fetched: {problem}")
+        return super().send(request, **kwargs)
+
+
 class FeedClient:
     """One RSS or Atom feed, fetched whole and conditionally."""
 
@@ -357,11 +370,15 @@ class FeedClient:
         username: str = "",
         password: str = "",
         timeout: float | None = None,
+        allow_private_address: bool = False,
     ) -> None:
         self.feed_url = feed_url.strip()
         self.timeout = settings.X_REQUEST_TIMEOUT_SECONDS if timeout is None else timeout
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": ACCEPT})
+        if not allow_private_address:
+            for scheme in ("http://", "https://"):
+                self._session.mount(scheme, _PublicAddressesOnly())
         if username or password:
             self._session.auth = (username, password)
         self.now = lambda: datetime.now(UTC)
@@ -705,11 +722,13 @@ def client_for_source(source: Any) -> FeedClient:
 
     `source.base_url` IS the feed's address (required: a feed has no public default).
     Reads `source.credentials["username"]` and `["password"]`, both optional, for a feed
-    behind HTTP Basic authentication; `source.account_handle` is not used.
+    behind HTTP Basic authentication; `source.account_handle` is not used. The feed (and any
+    redirect) must be on a public address unless `source.allow_private_address`.
     """
     credentials = source.credentials if isinstance(source.credentials, dict) else {}
     return FeedClient(
         feed_url=source.base_url,
         username=str(credentials.get("username", "")),
         password=str(credentials.get("password", "")),
+        allow_private_address=bool(getattr(source, "allow_private_address", False)),
     )

@@ -20,7 +20,8 @@ from listening.services.keywords import keyword_create
 DEMO_BRAND = "Northwind Coffee"
 DEMO_HANDLE = "NorthwindHelp"
 DEMO_QUERIES = ('"Northwind Coffee"', "@NorthwindHelp")
-# (platform, name, base URL, brand account, credentials, query) for each simulator.
+# (platform, name, base URL, brand account, credentials, query) for each simulator. They
+# are all on 127.0.0.1, so each source allows a private address (which feeds check).
 DEMO_SOURCES = (
     (
         Platform.MASTODON,
@@ -114,8 +115,12 @@ def demo_seed(*, poll_interval_seconds: int = 10) -> list[DemoUser]:
                 "base_url": base_url,
                 "account_handle": handle,
                 "credentials": credentials,
+                "allow_private_address": True,
             },
         )
+        if not source.allow_private_address:  # created before sources had the flag
+            source.allow_private_address = True
+            source.save(update_fields=["allow_private_address"])
         if not TrackedKeyword.objects.filter(source=source, query=query).exists():
             keyword_create(
                 brand=brand,

@@ -52,6 +52,8 @@ def feeds(feeds_server: FeedsSimulator) -> Iterator[FeedsSimulator]:
 
 
 def client_for(sim: FeedsSimulator, slug: str = "news", **options) -> FeedClient:
+    # The simulator is on 127.0.0.1: a private address, refused unless allowed.
+    options.setdefault("allow_private_address", True)
     client = FeedClient(feed_url=sim.feed_url(slug), timeout=options.pop("timeout", 2.0), **options)
     client.now = lambda: NOW
     return client
@@ -494,7 +496,9 @@ def test_refusals_are_rejected_requests_in_plain_words(feeds, status, message):
 
 
 def test_an_unknown_feed_is_a_404(feeds):
-    client = FeedClient(feed_url=feeds.base_url + "/feeds/nope", timeout=2)
+    client = FeedClient(
+        feed_url=feeds.base_url + "/feeds/nope", timeout=2, allow_private_address=True
+    )
     with pytest.raises(RequestRejected, match=r"was not found \(404 Not Found\)"):
         fetch(client)
 
@@ -574,8 +578,9 @@ def test_polling_stores_exact_mentions_filters_locally_and_a_304_stores_nothing(
     feeds.add_post(title="Northwind refund policy explained", published=now - timedelta(hours=2))
     feeds.add_post(title="Coffee prices rise", published=now - timedelta(hours=1))
     source = Source.objects.create(
-        brand=brand, platform=Platform.RSS, name="Northwind news", base_url=feeds.feed_url("news")
-    )
+        brand=brand, platform=Platform.RSS, name="Northwind news", base_url=feeds.feed_url("news"),
+        allow_private_address=True,
+    )  # fmt: skip
     keyword = TrackedKeyword.objects.create(
         brand=brand, platform=Platform.RSS, source=source, query="northwind -refund"
     )
@@ -612,7 +617,7 @@ def test_the_registry_builds_the_client_from_the_source(feeds, brand):
     feeds.add_post(title="Northwind members only")
     source = Source(
         brand=brand, platform=Platform.RSS, name="Members", base_url=feeds.feed_url("news"),
-        credentials={"username": "reader", "password": "s3cret"},
+        credentials={"username": "reader", "password": "s3cret"}, allow_private_address=True,
     )  # fmt: skip
     client = client_for_source(source)
     assert client.feed_url == feeds.feed_url("news")
