@@ -468,6 +468,12 @@ class Mention(models.Model):
             models.Index(
                 fields=["brand", "text_fingerprint", "posted_at"], name="mention_brand_fingerprint"
             ),
+            # The spike detector counts each keyword's negative mentions in recent windows.
+            models.Index(
+                fields=["keyword", "posted_at"],
+                condition=Q(sentiment_label="negative"),
+                name="mention_negative_by_keyword",
+            ),
         ]
 
     def __str__(self) -> str:
