@@ -4,7 +4,9 @@
 - queue: the triage queue page at 10k and 1M mentions (bench/queue_page.py);
 - claim: 50 agents pressing "claim next" at once (bench/claim_next.py);
 - scheduler: 200 keywords sharing one X app's search budget (bench/scheduler.py);
-- drafts: drafts per second and their sameness beside real brand replies (bench/drafts.py).
+- drafts: drafts per second and their sameness beside real brand replies (bench/drafts.py);
+- dashboard: the report page and `report --json` at 1M mentions and 300k replies
+  (bench/dashboard.py).
 
 All of them run in one database created for the run and dropped after it.
 """
@@ -28,7 +30,7 @@ from bench.throwaway import throwaway_database
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 # In this order whatever order --only names them: ingest starts from the empty database.
-BENCHMARKS = ("ingest", "queue", "claim", "scheduler", "drafts")
+BENCHMARKS = ("ingest", "queue", "claim", "scheduler", "drafts", "dashboard")
 CLAIM_CLIENT_KINDS = ("threads", "processes")
 
 
@@ -159,6 +161,10 @@ def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, 
         sections["scheduler"] = scheduler.run(seed=args.seed, progress=_progress)
     if "drafts" in args.only:
         sections["drafts"] = drafts.run(progress=_progress)
+    if "dashboard" in args.only:
+        from bench import dashboard
+
+        sections["dashboard"] = dashboard.run(quick=args.quick, seed=args.seed, progress=_progress)
     return sections
 
 
@@ -181,6 +187,11 @@ def _figures_and_notes(sections: dict[str, dict[str, Any]]) -> tuple[list[Figure
     if "drafts" in sections:
         figures += drafts.figures(sections["drafts"])
         notes += drafts.notes(sections["drafts"])
+    if "dashboard" in sections:
+        from bench import dashboard
+
+        figures += dashboard.figures(sections["dashboard"])
+        notes += dashboard.notes(sections["dashboard"])
     return figures, notes
 
 

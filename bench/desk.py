@@ -148,8 +148,11 @@ def desk_fill(
     claimed_share: float,
     agent_ids: list[int],
     seed: int = 1,
+    period: timedelta = PERIOD,
 ) -> Desk:
     """Replace every brand, keyword, author and mention with a generated desk.
+
+    The mentions are posted evenly over the `period` up to now (a month unless told).
 
     `open_share` of the mentions are open, and `claimed_share` of those are claimed by one of
     `agent_ids` (a fifth of those claims lapsed); closed ones were replied to or needed no
@@ -192,7 +195,7 @@ def desk_fill(
                 "agents": agent_ids,
                 "agent_count": len(agent_ids),
                 "mentions": mentions,
-                "step": PERIOD.total_seconds() / mentions,
+                "step": period.total_seconds() / mentions,
                 "claimed_share": open_share * claimed_share,
                 "open_share": open_share,
                 "replied_below": open_share + (1 - open_share) * CLOSED_AS_REPLIED,
