@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,7 +141,10 @@ def test_redis_restarted_mid_run_loses_nothing(x_sim, keyword):
 
         redis_server.kill()
         redis_server.wait(timeout=10)
-        during = add_stream(x_sim, 20, "during")  # posts keep coming while Redis is down
+        # Posts keep coming while Redis is down; their times (and X ids) come after every
+        # post of the first batch, as real new posts' would.
+        time.sleep(0.25)
+        during = add_stream(x_sim, 20, "during")
         redis_server = _start_redis(port)  # empty: Redis here keeps nothing on disk
         client.send_task(POLL_TASK, args=[keyword.pk], queue=queue)
 
