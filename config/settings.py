@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from config.business_hours import business_calendar_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,6 +48,21 @@ if not SECRET_KEY:
             "only development (EARSHOT_DEVELOPMENT=1) runs with a throwaway key."
         )
     SECRET_KEY = "earshot-development-only-key-never-use-in-production"
+# Earlier SECRET_KEYs, still accepted (sessions, and reading credentials until
+# `manage.py rotate_credentials` has re-encrypted them): how SECRET_KEY is rotated.
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
+
+# Credentials at rest (config/encryption.py): django-fernet-encrypted-fields derives its
+# Fernet keys from SECRET_KEY and these (its SALT_KEY). The first encrypts; all decrypt.
+SALT_KEY = envlist("FIELD_ENCRYPTION_KEYS")
+if not SALT_KEY:
+    if not DEVELOPMENT:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is not set. Set it in the environment (see .env.example): "
+            "source and brand credentials are encrypted with it. Only development "
+            "(EARSHOT_DEVELOPMENT=1) runs with a throwaway key."
+        )
+    SALT_KEY = ["earshot-development-only-field-key"]
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
@@ -59,6 +78,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "listening",
     "responses",
 ]
@@ -72,7 +93,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -117,6 +141,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "responses:queue"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one username
+# from one address, that pair is refused until LOGIN_COOLOFF_MINUTES pass without another try.
+AUTHENTICATION_BACKENDS = [
+    "config.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", "15"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip_address"
+# How many proxies in front of Earshot append to X-Forwarded-For (0: none, use the connection).
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", "0")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -136,8 +175,37 @@ STORAGES = {
     },
 }
 
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "False")
+# --- HTTPS and browser hardening (`manage.py check --deploy` is clean in production) -----
+# Cookies over HTTPS only, HSTS and the redirect to HTTPS: on unless in development.
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "False" if DEVELOPMENT else "True")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0" if DEVELOPMENT else "31536000")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", str(not DEVELOPMENT))
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", str(not DEVELOPMENT))
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", str(not DEVELOPMENT))
+# Health probes come over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Behind a TLS-terminating proxy: the header it sets to "https" (and strips from clients),
+# e.g. X-Forwarded-Proto. Without it, SECURE_SSL_REDIRECT would redirect every request forever.
+_proxy_ssl_header = envstr("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# No inline script or style anywhere (templates load static files): only Earshot's own files
+# run. Pico's icons are data: images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Celery (worker + beat) on Redis -------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
@@ -174,6 +242,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "responses.tasks.dispatch_brand_account_reads",
         "schedule": envfloat("POLL_DISPATCH_EVERY_SECONDS", "5"),
     },
+    "check-alerts": {
+        "task": "responses.tasks.check_alerts",
+        "schedule": envfloat("ALERT_CHECK_EVERY_SECONDS", "60"),
+    },
+    # Failed alert deliveries are tried again from here, and any whose task was lost.
+    "dispatch-alert-deliveries": {
+        "task": "responses.tasks.dispatch_alert_deliveries",
+        "schedule": 30.0,
+    },
+    # Last week's digest, Mondays at 07:00 UTC (`manage.py send_digest` sends it by hand).
+    "send-weekly-digest": {
+        "task": "responses.tasks.send_weekly_digest",
+        "schedule": crontab(minute="0", hour="7", day_of_week="mon"),
+    },
 }
 
 # --- Listening ------------------------------------------------------------------------
@@ -208,11 +290,78 @@ SLA_DEFAULT_MINUTES = envint("SLA_DEFAULT_MINUTES", "240")
 # Seconds a sent reply waits before it leaves, so the agent can still undo it.
 REPLY_UNDO_SECONDS = envint("REPLY_UNDO_SECONDS", "10")
 
+# --- Reports ----------------------------------------------------------------------------
+# The team's business hours, for the report's business-time figures; the report's days and
+# hours are in this time zone too (see /report/definitions/ and config/business_hours.py).
+BUSINESS_TIME_ZONE = envstr("BUSINESS_TIME_ZONE", TIME_ZONE)
+BUSINESS_HOURS = envstr("BUSINESS_HOURS", "mon-fri 09:00-17:30")
+BUSINESS_HOLIDAYS = envlist("BUSINESS_HOLIDAYS")
+# Checked now: a mistake stops startup with a message naming it, not the report page later.
+business_calendar_parse(
+    time_zone=BUSINESS_TIME_ZONE, hours=BUSINESS_HOURS, holidays=BUSINESS_HOLIDAYS
+)
+
+# --- Alerts and the weekly digest -------------------------------------------------------
+# Alert e-mails go here; empty: to every active supervisor and admin with an e-mail address.
+ALERT_EMAILS = envlist("ALERT_EMAILS")
+# A Slack-compatible incoming webhook (JSON {"text": ...} POST); empty: no webhook.
+ALERT_WEBHOOK_URL = envstr("ALERT_WEBHOOK_URL")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = envfloat("ALERT_WEBHOOK_TIMEOUT_SECONDS", "5")
+# After an alert is sent, alerts of the same kind and keyword are counted, not sent, this long.
+ALERT_COOLDOWN_MINUTES = envint("ALERT_COOLDOWN_MINUTES", "30")
+# A spike: negative mentions of a keyword in the last window, against the same window's
+# counts over the previous days (z-score), and at least a minimum count.
+ALERT_SPIKE_WINDOW_MINUTES = envint("ALERT_SPIKE_WINDOW_MINUTES", "15")
+ALERT_SPIKE_BASELINE_DAYS = envint("ALERT_SPIKE_BASELINE_DAYS", "7")
+ALERT_SPIKE_MIN_Z = envfloat("ALERT_SPIKE_MIN_Z", "3")
+ALERT_SPIKE_MIN_COUNT = envint("ALERT_SPIKE_MIN_COUNT", "5")
+# A keyword listened to for less than this has no baseline yet (its first poll alone, the
+# newest page at once, would look like a burst): it raises no spike alert.
+ALERT_SPIKE_MIN_HISTORY_HOURS = envint("ALERT_SPIKE_MIN_HISTORY_HOURS", "24")
+# Earshot's public address, for links in alerts and the digest; empty: no links.
+SITE_URL = envstr("SITE_URL").rstrip("/")
+
+# --- E-mail (alerts, the weekly digest) -----------------------------------------------
+EMAIL_BACKEND = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEVELOPMENT
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+# Without one, an SMTP server that never answers would hold a delivery task forever.
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT_SECONDS", "10")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "earshot@localhost")
+
+# "json": one JSON object a line (python-json-logger), for log collectors; "plain" for people.
+LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEVELOPMENT else "json")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: it must be plain or json.")
+# In JSON, Celery's worker logs through the same handler instead of its own plain format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "plain"
+# Seconds since any keyword's last successful poll after which /healthz reports polling stalled.
+HEALTH_POLL_MAX_AGE_SECONDS = envint("HEALTH_POLL_MAX_AGE_SECONDS", "900")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes: failed logins and lockouts are warnings; its INFO lines are chatter
+        # (a banner on every start, a line on every successful login).
+        "axes": {"level": "WARNING"},
+    },
 }

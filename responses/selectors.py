@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -21,7 +19,6 @@ from listening.models import (
     AuthorTag,
     AuthorTagKind,
     Mention,
-    MentionStatus,
     SentimentLabel,
 )
 from listening.services.priority import ADVOCATE_FROM_POSITIVE
@@ -148,90 +145,6 @@ def mention_amplifiers(*, mention: Mention) -> list[Amplification]:
 
 def mention_replies(*, mention: Mention) -> QuerySet[Reply]:
     return Reply.objects.filter(mention=mention).select_related("agent").order_by("created_at")
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseTimes:
-    """First-response figures for one group of mentions (everyone, or one agent)."""
-
-    label: str
-    answered: int
-    median: timedelta | None
-    p90: timedelta | None
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseReport:
-    since: datetime
-    until: datetime
-    mentions: int
-    overall: ResponseTimes
-    per_agent: list[ResponseTimes]
-
-    @property
-    def response_rate(self) -> float | None:
-        return self.overall.answered / self.mentions if self.mentions else None
-
-
-# First response: the earliest sent reply of each mention posted in the period; its time is
-# the reply's platform time minus the mention's platform time. Computed in PostgreSQL.
-_FIRST_RESPONSES = """
-    WITH first_reply AS (
-        SELECT DISTINCT ON (r.mention_id)
-               r.mention_id, r.agent_id,
-               EXTRACT(EPOCH FROM (r.posted_at - m.posted_at)) AS seconds
-          FROM responses_reply r
-          JOIN listening_mention m ON m.id = r.mention_id
-         WHERE r.status = %(sent)s AND m.posted_at >= %(since)s AND m.posted_at < %(until)s
-         ORDER BY r.mention_id, r.posted_at, r.id
-    )
-    SELECT {group_key},
-           COUNT(*),
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds)
-      FROM first_reply f
-      {join}
-     GROUP BY {group_key}
-     ORDER BY {group_key}
-"""
-
-
-def _seconds(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=float(value))
-
-
-def response_report(*, since: datetime, until: datetime) -> ResponseReport:
-    """First response times for mentions posted in [since, until), overall and per agent."""
-    params = {"sent": ReplyStatus.SENT, "since": since, "until": until}
-    with connection.cursor() as cursor:
-        cursor.execute(_FIRST_RESPONSES.format(group_key="1", join=""), params)
-        row = cursor.fetchone()
-        overall = ResponseTimes(
-            label="Everyone",
-            answered=row[1] if row else 0,
-            median=_seconds(row[2]) if row else None,
-            p90=_seconds(row[3]) if row else None,
-        )
-        cursor.execute(
-            _FIRST_RESPONSES.format(
-                group_key="u.username",
-                join=f"JOIN {get_user_model()._meta.db_table} u ON u.id = f.agent_id",
-            ),
-            params,
-        )
-        per_agent = [
-            ResponseTimes(label=username, answered=count, median=_seconds(p50), p90=_seconds(p90))
-            for username, count, p50, p90 in cursor.fetchall()
-        ]
-    # History read by a backfill was never the team's to answer.
-    total = (
-        Mention.objects.filter(posted_at__gte=since, posted_at__lt=until)
-        .exclude(status=MentionStatus.ARCHIVED)
-        .count()
-    )
-    return ResponseReport(
-        since=since, until=until, mentions=total, overall=overall, per_agent=per_agent
-    )
 
 
 # --- the customer panel and the conversation on the mention page -------------------------

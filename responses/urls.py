@@ -1,7 +1,7 @@
 from django.urls import path
 
 from listening.models import MentionStatus
-from responses import approval_views, queue_views, views
+from responses import alert_views, approval_views, queue_views, report_views, views
 
 app_name = "responses"
 urlpatterns = [
@@ -54,5 +54,8 @@ urlpatterns = [
         name="customer-tag-remove",
     ),
     path("replies/<int:reply_id>/undo/", views.reply_undo_view, name="undo"),
-    path("report/", views.report, name="report"),
+    path("report/", report_views.report, name="report"),
+    path("report/mentions.csv", report_views.report_csv, name="report-csv"),
+    path("report/definitions/", report_views.report_definitions, name="report-definitions"),
+    path("alerts/", alert_views.alerts, name="alerts"),
 ]

@@ -21,7 +21,6 @@ from responses.forms import (
     BulkActionForm,
     QueueFilterForm,
     ReplyForm,
-    ReportPeriodForm,
     SavedViewForm,
 )
 from responses.models import Reply, ReplyStatus, SavedView
@@ -35,7 +34,6 @@ from responses.selectors import (
     priority_explained,
     queue_mentions,
     queue_state,
-    response_report,
     undoable_replies,
     undone_reply_text,
 )
@@ -223,7 +221,9 @@ def _playbook_context(request: HtmxHttpRequest, mention: Mention) -> dict[str, o
     return {
         "playbook": drafts[0].playbook if drafts else playbook_for_mention(mention),
         "drafts": drafts,
-        "awaiting_approval": latest if latest and latest.status == ReplyStatus.AWAITING_APPROVAL else None,
+        "awaiting_approval": latest
+        if latest and latest.status == ReplyStatus.AWAITING_APPROVAL
+        else None,
         "returned": latest if latest and latest.status == ReplyStatus.RETURNED else None,
     }
 
@@ -399,16 +399,6 @@ def reply_undo_view(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
         return redirect("responses:queue")
     messages.info(request, "Reply undone: it is back in the reply box.")
     return redirect(f"{reverse('responses:mention', args=[reply.mention_id])}?undone={reply.pk}")
-
-
-@role_required(SUPERVISOR)
-def report(request: HtmxHttpRequest) -> HttpResponse:
-    form = ReportPeriodForm(request.GET or ReportPeriodForm.default_period())
-    result = None
-    if form.is_valid():
-        since, until = form.period()
-        result = response_report(since=since, until=until)
-    return render(request, "responses/report.html", {"form": form, "report": result})
 
 
 def _customer_panel(request: HtmxHttpRequest, mention: Mention) -> HttpResponse:

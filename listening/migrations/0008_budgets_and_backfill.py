@@ -5,56 +5,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('listening', '0007_brand_account_cursors'),
+        ("listening", "0007_brand_account_cursors"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RateBudget',
+            name="RateBudget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100, unique=True)),
-                ('limit', models.PositiveIntegerField()),
-                ('window_seconds', models.PositiveIntegerField()),
-                ('remaining', models.IntegerField()),
-                ('reset_at', models.DateTimeField()),
-                ('observed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=100, unique=True)),
+                ("limit", models.PositiveIntegerField()),
+                ("window_seconds", models.PositiveIntegerField()),
+                ("remaining", models.IntegerField()),
+                ("reset_at", models.DateTimeField()),
+                ("observed_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='mention',
-            name='mention_status_valid',
+            model_name="mention",
+            name="mention_status_valid",
         ),
         migrations.AddField(
-            model_name='pollcursor',
-            name='backfill_done_at',
+            model_name="pollcursor",
+            name="backfill_done_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='pollcursor',
-            name='backfill_next_token',
+            model_name="pollcursor",
+            name="backfill_next_token",
             field=models.CharField(blank=True, max_length=500),
         ),
         migrations.AddField(
-            model_name='pollcursor',
-            name='backfill_pages',
+            model_name="pollcursor",
+            name="backfill_pages",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='pollcursor',
-            name='volume_per_hour',
+            model_name="pollcursor",
+            name="volume_per_hour",
             field=models.FloatField(default=0.0),
         ),
         migrations.AlterField(
-            model_name='mention',
-            name='status',
-            field=models.CharField(choices=[('new', 'New'), ('reopened', 'Reopened'), ('claimed', 'Claimed'), ('replying', 'Reply being sent'), ('replied', 'Replied'), ('resolved', 'Resolved'), ('no_reply_needed', 'Ignored: no reply needed'), ('spam', 'Spam'), ('archived', 'History, from before Earshot listened')], default='new', max_length=16),
+            model_name="mention",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("new", "New"),
+                    ("reopened", "Reopened"),
+                    ("claimed", "Claimed"),
+                    ("replying", "Reply being sent"),
+                    ("replied", "Replied"),
+                    ("resolved", "Resolved"),
+                    ("no_reply_needed", "Ignored: no reply needed"),
+                    ("spam", "Spam"),
+                    ("archived", "History, from before Earshot listened"),
+                ],
+                default="new",
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='mention',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['new', 'reopened', 'claimed', 'replying', 'replied', 'resolved', 'no_reply_needed', 'spam', 'archived'])), name='mention_status_valid'),
+            model_name="mention",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "new",
+                            "reopened",
+                            "claimed",
+                            "replying",
+                            "replied",
+                            "resolved",
+                            "no_reply_needed",
+                            "spam",
+                            "archived",
+                        ],
+                    )
+                ),
+                name="mention_status_valid",
+            ),
         ),
     ]

@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('listening', '0008_budgets_and_backfill'),
+        ("listening", "0008_budgets_and_backfill"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='author',
-            name='url',
-            field=models.URLField(blank=True, db_default='', max_length=1000),
+            model_name="author",
+            name="url",
+            field=models.URLField(blank=True, db_default="", max_length=1000),
         ),
         migrations.AlterField(
-            model_name='author',
-            name='username',
+            model_name="author",
+            name="username",
             field=models.CharField(max_length=255),
         ),
         migrations.AlterField(
-            model_name='mention',
-            name='text_fingerprint',
-            field=models.CharField(blank=True, db_default='', max_length=40),
+            model_name="mention",
+            name="text_fingerprint",
+            field=models.CharField(blank=True, db_default="", max_length=40),
         ),
         migrations.AlterField(
-            model_name='mention',
-            name='url',
-            field=models.URLField(blank=True, db_default='', max_length=1000),
+            model_name="mention",
+            name="url",
+            field=models.URLField(blank=True, db_default="", max_length=1000),
         ),
     ]

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('responses', '0006_replies_found_outside_earshot'),
+        ("responses", "0006_replies_found_outside_earshot"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='reply',
-            name='origin',
-            field=models.CharField(choices=[('earshot', 'Sent from Earshot'), ('platform', 'Answered outside Earshot'), ('marked', 'Answered on the platform, marked handled')], db_default='earshot', default='earshot', max_length=8),
+            model_name="reply",
+            name="origin",
+            field=models.CharField(
+                choices=[
+                    ("earshot", "Sent from Earshot"),
+                    ("platform", "Answered outside Earshot"),
+                    ("marked", "Answered on the platform, marked handled"),
+                ],
+                db_default="earshot",
+                default="earshot",
+                max_length=8,
+            ),
         ),
     ]

@@ -82,7 +82,9 @@ def test_the_supervisor_edits_and_approves_and_it_is_posted_once_with_the_trail(
     assert len(x_sim.received_posts) == 1
     client.force_login(supervisor)
     page = client.get(reverse("responses:mention", args=[parcel.pk])).content.decode()
-    assert f"<strong>{new_hire.username}</strong> · Sent · approved by {supervisor.username}" in page
+    assert (
+        f"<strong>{new_hire.username}</strong> · Sent · approved by {supervisor.username}" in page
+    )
 
 
 def test_sent_back_the_mention_is_the_authors_again_with_the_note(

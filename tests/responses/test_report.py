@@ -7,7 +7,6 @@ import pytest
 from django.urls import reverse
 
 from responses.models import Reply
-from responses.selectors import response_report
 from tests.factories import make_mention
 
 pytestmark = pytest.mark.django_db
@@ -56,36 +55,6 @@ def period_data(brand, agent, other_agent):
     outside = make_mention(brand=brand, text="last month", posted_at=base - timedelta(days=20))
     answer(outside, agent, timedelta(minutes=1))
     return base, alice_minutes, bob_minutes
-
-
-def test_first_response_times_overall_and_per_agent(period_data):
-    base, alice, bob = period_data
-    report = response_report(since=base - timedelta(days=1), until=base + timedelta(days=1))
-
-    everyone = [m * 60 for m in alice + bob]
-    assert report.mentions == 9
-    assert report.overall.answered == 7
-    assert report.response_rate == pytest.approx(7 / 9)
-    assert report.overall.median.total_seconds() == pytest.approx(percentile(everyone, 0.5))
-    assert report.overall.p90.total_seconds() == pytest.approx(percentile(everyone, 0.9))
-    by_agent = {row.label: row for row in report.per_agent}
-    assert set(by_agent) == {"alice", "bob"}
-    assert by_agent["alice"].answered == 3
-    assert by_agent["alice"].median == timedelta(minutes=10)
-    assert by_agent["bob"].answered == 4
-    assert by_agent["bob"].median.total_seconds() == pytest.approx(
-        percentile([m * 60 for m in bob], 0.5)
-    )
-    assert by_agent["bob"].p90.total_seconds() == pytest.approx(
-        percentile([m * 60 for m in bob], 0.9)
-    )
-
-
-def test_an_empty_period_reports_no_figures(period_data):
-    base, _, _ = period_data
-    report = response_report(since=base + timedelta(days=30), until=base + timedelta(days=31))
-    assert (report.mentions, report.overall.answered, report.overall.median) == (0, 0, None)
-    assert report.response_rate is None and report.per_agent == []
 
 
 def test_the_supervisor_page_shows_the_figures(client, supervisor, period_data):
