@@ -120,6 +120,17 @@ def test_app_services_set_only_variables_settings_reads(services, name):
     assert not unknown, f"{name} sets variables settings.py never reads: {sorted(unknown)}"
 
 
+# Development switches have no place in production.
+NOT_FOR_PRODUCTION = {"DEBUG", "EARSHOT_DEVELOPMENT"}
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_pass_every_setting_through(services, name):
+    """A variable set in the shell or .env reaches the app: nothing settings reads is lost."""
+    missing = settings_variables() - set(environment(services[name])) - NOT_FOR_PRODUCTION
+    assert missing == set()
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_app_services_set_the_required_variables(services, name):
     env = environment(services[name])
