@@ -164,26 +164,31 @@ def replies_link_found(*, brand: Brand, platform: str, page: SearchPage) -> int:
     A mention with one of Earshot's own replies in flight is left alone: that post is the
     reply being sent, and the send records it.
     """
-    answers = {post.replied_to_id: post for post in page.posts if post.replied_to_id}
+    answers = [post for post in page.posts if post.replied_to_id]
     if not answers:
         return 0
     mentions = {
         m.external_id: m
-        for m in Mention.objects.filter(brand=brand, platform=platform, external_id__in=answers)
+        for m in Mention.objects.filter(
+            brand=brand, platform=platform, external_id__in={p.replied_to_id for p in answers}
+        )
         .exclude(replies__status__in=[ReplyStatus.QUEUED, ReplyStatus.SENDING])
         .only("pk", "external_id")
     }
+    # Every reply of the brand's is kept (a second answer in the same thread too); the first
+    # one is what response times count.
     replies = [
         Reply(
-            mention=mention,
+            mention=mentions[post.replied_to_id],
             agent=None,
             origin=ReplyOrigin.PLATFORM,
-            text=answers[external_id].text,
+            text=post.text,
             status=ReplyStatus.SENT,
-            external_id=answers[external_id].external_id,
-            posted_at=answers[external_id].posted_at,
+            external_id=post.external_id,
+            posted_at=post.posted_at,
         )
-        for external_id, mention in mentions.items()
+        for post in answers
+        if post.replied_to_id in mentions
     ]
     known = set(
         Reply.objects.filter(
@@ -193,7 +198,7 @@ def replies_link_found(*, brand: Brand, platform: str, page: SearchPage) -> int:
     )
     new = [r for r in replies if (r.mention.pk, r.external_id) not in known]
     Reply.objects.bulk_create(new, ignore_conflicts=True)
-    answered = [r.mention.pk for r in new]
+    answered = list({r.mention.pk for r in new})
     if answered:
         Mention.objects.filter(pk__in=answered, status__in=OPEN_STATUSES).update(
             status=MentionStatus.REPLIED, claim_expires_at=None

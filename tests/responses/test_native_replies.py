@@ -150,3 +150,14 @@ def test_reading_the_brand_account_spends_the_x_search_budget(x_sim, heard, bran
 
     assert read_brand_account() == 0
     assert len(x_sim.requests_log) == calls
+
+
+def test_two_answers_to_one_mention_on_one_page_are_both_kept(x_sim, heard):
+    pia = heard[0]
+    first = brand_replies_on_x(x_sim, pia, "@pia looking into it now")
+    second = brand_replies_on_x(x_sim, pia, "@pia found it: it ships today")
+
+    assert read_brand_account() == 2
+
+    kept = set(Reply.objects.filter(mention=pia).values_list("external_id", flat=True))
+    assert kept == {first["id"], second["id"]}
