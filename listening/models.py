@@ -403,6 +403,10 @@ class Mention(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     # A claim is a lease: idle past this moment, the mention is anyone's to take again.
     claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # When the team resolved it, and when a claim on it was last given back (released, or
+    # its lease ran out): what the reports and their CSV export read.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
     # The case moved to a private channel (direct messages): when, and who took it there.
     taken_private_at = models.DateTimeField(null=True, blank=True)
     taken_private_by = models.ForeignKey(

@@ -11,9 +11,8 @@ every figure is an aggregate over one per-mention "facts" query (`_facts_sql`).
 - **First response**: the earliest SENT reply of any origin (sent through Earshot, found on
   the platform, or marked handled), by its platform time; first response time is its
   `posted_at` minus the mention's `posted_at`.
-- **Resolution**: Earshot keeps no `resolved_at`. Closing a mention (`mention_close`) writes
-  the moment it was closed into `claimed_at`, so for a RESOLVED mention `claimed_at` is the
-  moment it was resolved, and resolution time is that minus its `posted_at`.
+- **Resolution**: a RESOLVED mention's `resolved_at` (set when the team resolves it) minus
+  its `posted_at`.
 - **Response rate**: answered mentions of the period / mentions of the period.
 - **Backlog**: the open mentions (new, reopened, claimed) now, and the age of the oldest.
 - **Business hours**: the same durations counting only the opening hours of the calendar in
@@ -158,8 +157,8 @@ def definitions() -> list[Definition]:
             "Claim and release times (CSV)",
             "The claim time is when the mention was claimed, for mentions claimed, being "
             "replied to or replied; closing overwrites it, and releasing a claim (or its lease "
-            "running out) clears it, so it is empty otherwise. Release times are not recorded "
-            "yet: that column is always empty.",
+            "running out) clears it, so it is empty otherwise. The release time is when a "
+            "claim on it was last given back, by its holder or because its lease ran out.",
         ),
     ]
 
@@ -399,7 +398,7 @@ def _facts_sql(
                m.posted_at, m.claimed_by_id, m.claimed_at,
                fr.posted_at AS first_reply_at, fr.agent_id AS first_reply_agent_id,
                fr.origin AS first_reply_origin,
-               CASE WHEN m.status = %(resolved)s THEN m.claimed_at END AS resolved_at
+               CASE WHEN m.status = %(resolved)s THEN m.resolved_at END AS resolved_at
           FROM {Mention._meta.db_table} AS m
           LEFT JOIN LATERAL (
                 SELECT r.posted_at, r.agent_id, r.origin
@@ -1195,7 +1194,7 @@ def mention_rows(*, period: Period, now: datetime | None = None) -> Iterator[lis
                f.first_reply_origin, f.first_response_seconds,
                f.first_response_business_seconds, f.resolved_at, f.resolution_seconds,
                f.resolution_business_seconds, f.sla_seconds, f.breached, f.claimed_at,
-               holder.username, NULL
+               holder.username, m.released_at
           FROM ({facts}) AS f
           JOIN {Mention._meta.db_table} AS m ON m.id = f.mention_id
           JOIN {Brand._meta.db_table} AS b ON b.id = m.brand_id

@@ -121,7 +121,13 @@ def mention_release(*, mention_id: int, agent: AbstractBaseUser) -> bool:
     return (
         Mention.objects.filter(
             pk=mention_id, status=MentionStatus.CLAIMED, claimed_by=agent
-        ).update(status=MentionStatus.NEW, claimed_by=None, claimed_at=None, claim_expires_at=None)
+        ).update(
+            status=MentionStatus.NEW,
+            claimed_by=None,
+            claimed_at=None,
+            claim_expires_at=None,
+            released_at=timezone.now(),
+        )
         == 1
     )
 
@@ -130,7 +136,11 @@ def claims_release_expired(*, now: datetime | None = None) -> int:
     """Return every lapsed claim to the queue; the number released. Safe to run twice."""
     now = now or timezone.now()
     return Mention.objects.filter(status=MentionStatus.CLAIMED, claim_expires_at__lte=now).update(
-        status=MentionStatus.NEW, claimed_by=None, claimed_at=None, claim_expires_at=None
+        status=MentionStatus.NEW,
+        claimed_by=None,
+        claimed_at=None,
+        claim_expires_at=None,
+        released_at=now,
     )
 
 
@@ -154,7 +164,11 @@ def mention_close(*, mention_id: int, agent: AbstractBaseUser, outcome: str) -> 
     allowed |= Q(status__in=CLOSING[outcome])
     return (
         Mention.objects.filter(allowed, pk=mention_id).update(
-            status=outcome, claimed_by=agent, claimed_at=now, claim_expires_at=None
+            status=outcome,
+            claimed_by=agent,
+            claimed_at=now,
+            claim_expires_at=None,
+            resolved_at=now if outcome == MentionStatus.RESOLVED else None,
         )
         == 1
     )

@@ -35,6 +35,7 @@ from responses.services.analytics import (
     OUTSIDE_EARSHOT,
     business_seconds,
     dashboard,
+    mention_rows,
     report_period,
 )
 from responses.services.claims import mention_close
@@ -269,7 +270,10 @@ def week(london_office, brand, keyword, agent, other_agent):
     answer(m["quick"], agent=agent, at=at("2026-11-02 09:20"))
     answer(m["quick"], agent=other_agent, at=at("2026-11-02 14:00"))
     Mention.objects.filter(pk=m["quick"].pk).update(
-        status=MentionStatus.RESOLVED, claimed_by=agent, claimed_at=at("2026-11-02 10:00")
+        status=MentionStatus.RESOLVED,
+        claimed_by=agent,
+        claimed_at=at("2026-11-02 10:00"),
+        resolved_at=at("2026-11-02 10:00"),
     )
     # Negative, answered by bob after an hour: over its 30-minute target.
     m["late"] = mention_at(brand, "2026-11-02 10:00", NEGATIVE_TEXT, author=pia, keyword=refund)
@@ -647,7 +651,7 @@ def test_the_csv_has_one_row_per_mention_with_its_facts(client, supervisor, week
         "negative",
         "no",
     )
-    # Closing overwrote the claim time: not a claim any more. Releases are not recorded.
+    # Closing overwrote the claim time: not a claim any more; it was never released.
     assert quick["claimed_at"] == quick["released_at"] == ""
     overnight = by_id[week["overnight"].pk]
     assert overnight["first_reply_by"] == OUTSIDE_EARSHOT
@@ -716,7 +720,7 @@ def test_the_definitions_page_states_the_settings_in_force(client, supervisor, l
 
     assert "within 30 minutes" in html and "within 240 minutes" in html
     assert "Mon–Fri 09:00–17:30" in html and "Europe/London" in html and "2026-12-25" in html
-    assert "Release times are not recorded" in html
+    assert "when a claim on it was last given back" in html
     assert "<code>released_at</code>" in html
 
 
@@ -911,3 +915,28 @@ def test_replayed_conversations_report_what_the_dataset_says(x_sim, settings, ag
     assert stats.median_seconds == median
     assert stats.p90_seconds == pytest.approx(p90, abs=1e-6)
     assert stats.mean_seconds == pytest.approx(mean, abs=1e-6)
+
+
+@pytest.mark.django_db
+def test_the_csv_gives_the_last_release_and_the_resolution_time(brand, agent, supervisor):
+    from responses.services.claims import claims_release_expired, mention_claim, mention_release
+
+    mention = make_mention(brand=brand, text="@NorthwindHelp where is my order?")
+    mention_claim(mention_id=mention.pk, agent=agent)
+    mention_release(mention_id=mention.pk, agent=agent)
+    released = Mention.objects.get(pk=mention.pk).released_at
+    mention_claim(mention_id=mention.pk, agent=agent)
+    lapsed_at = timezone.now() + timedelta(hours=1)
+    assert claims_release_expired(now=lapsed_at) == 1
+    mention_close(mention_id=mention.pk, agent=agent, outcome=MentionStatus.RESOLVED)
+    mention.refresh_from_db()
+
+    assert released is not None and mention.released_at == lapsed_at
+    assert mention.resolved_at is not None and mention.status == MentionStatus.RESOLVED
+    period = report_period(
+        since=timezone.localdate() - timedelta(days=1), until=timezone.localdate()
+    )
+    header, *rows = list(mention_rows(period=period))
+    row = dict(zip(header, rows[0], strict=True))
+    assert row["released_at"] == lapsed_at.astimezone(UTC).isoformat()
+    assert row["resolved_at"] == mention.resolved_at.astimezone(UTC).isoformat()
