@@ -40,6 +40,7 @@ from listening.clients.base import (
     RequestRejected,
     SearchPage,
 )
+from listening.clients.text import clean_text
 from listening.models import Platform
 from listening.query import BLUESKY_SYNTAX
 
@@ -74,7 +75,6 @@ _POST_URI_RE = re.compile(
     r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+)/app\.bsky\.feed\.post/([A-Za-z0-9._:~-]{1,512})$"
 )
 _LANG_RE = re.compile(r"^([A-Za-z]{2,3})(-[A-Za-z0-9]{1,8})*$")
-_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 T = TypeVar("T")
 
@@ -126,11 +126,6 @@ SESSIONS = _SessionStrings()
 
 
 # --- reading the wire format ----------------------------------------------------------------
-
-
-def _clean(text: str) -> str:
-    """Text as PostgreSQL can store it: no NUL, lone surrogates (from JSON escapes) as U+FFFD."""
-    return _LONE_SURROGATE_RE.sub("\ufffd", text.replace("\x00", ""))
 
 
 def _time(value: Any) -> datetime | None:
@@ -185,7 +180,7 @@ def _parse_author(raw: Any) -> FetchedAuthor:
     return FetchedAuthor(
         external_id=did,
         username=handle.lower(),
-        name=_clean(name)[:MAX_NAME_LENGTH] if isinstance(name, str) else "",
+        name=clean_text(name)[:MAX_NAME_LENGTH] if isinstance(name, str) else "",
         followers_count=0,
         verified=isinstance(verification, dict) and verification.get("verifiedStatus") == "valid",
         url=f"{WEB_APP}/profile/{_profile_key(handle.lower(), did)}",
@@ -281,7 +276,7 @@ def parse_post_view(raw: Any) -> _ParsedPost:
         references.append({"type": "quoted", "id": quoted})
     post = FetchedPost(
         external_id=uri.group(0),
-        text=_clean(text),
+        text=clean_text(text),
         author_external_id=author.external_id,
         posted_at=sort_at,
         conversation_id=reply[1] if reply else uri.group(0),
@@ -354,7 +349,11 @@ def _error_words(exc: atproto_errors.RequestErrorBase) -> tuple[int, str, str]:
         message = getattr(content, "message", None)
         return response.status_code, error, message if isinstance(message, str) else ""
     if isinstance(content, bytes):
-        return response.status_code, "", _clean(content.decode("utf-8", "replace")).strip()[:200]
+        return (
+            response.status_code,
+            "",
+            clean_text(content.decode("utf-8", "replace")).strip()[:200],
+        )
     return response.status_code, "", ""
 
 

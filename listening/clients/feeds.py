@@ -55,7 +55,7 @@ from listening.clients.base import (
     RequestRejected,
     SearchPage,
 )
-from listening.clients.hackernews import clean_text, html_to_text, plain_text_tidy
+from listening.clients.text import clean_text, html_to_text, plain_text_tidy
 from listening.query import FEED_SYNTAX, Query, QueryablePost, QuerySyntaxError, parse_query
 
 logger = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ from listening.clients.base import (
     RequestRejected,
     SearchPage,
 )
+from listening.clients.text import clean_text
 from listening.models import Platform, Source
 from listening.query import MASTODON_SYNTAX
 
@@ -67,7 +68,6 @@ _HASHTAG_QUERY_RE = re.compile(r"#(\w+)")
 _LOCAL_ID_RE = re.compile(r"[0-9A-Za-z_.-]{1,64}")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _LANG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def client_for_source(source: Source) -> MastodonClient:
@@ -491,7 +491,7 @@ def _error_words(response: requests.Response) -> str:
     except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"].strip():
-        return _clean(body["error"].strip())[:300]
+        return clean_text(body["error"].strip())[:300]
     return response.reason or str(response.status_code)
 
 
@@ -674,9 +674,9 @@ def _parse_account(raw: Any) -> FetchedAuthor:
         raise ValueError(
             f"account: missing or invalid field 'username' (1-{MAX_USERNAME} characters)"
         )
-    username = _clean(username.strip())
+    username = clean_text(username.strip())
     display_name = raw.get("display_name")
-    name = _clean(display_name).strip() if isinstance(display_name, str) else ""
+    name = clean_text(display_name).strip() if isinstance(display_name, str) else ""
     followers = raw.get("followers_count")
     return FetchedAuthor(
         external_id=url,
@@ -718,7 +718,7 @@ def _status_text(status: dict[str, Any]) -> str:
     # A content warning is part of what the author wrote, and often names the subject.
     spoiler = status.get("spoiler_text")
     if isinstance(spoiler, str) and spoiler.strip():
-        text = f"{_clean(spoiler).strip()}\n\n{text}".strip()
+        text = f"{clean_text(spoiler).strip()}\n\n{text}".strip()
     return text
 
 
@@ -764,7 +764,7 @@ def _is_count(value: Any) -> bool:
 
 
 def _http_url(value: Any, *, max_length: int = MAX_URL) -> str:
-    if not isinstance(value, str) or len(value) > max_length or _clean(value) != value:
+    if not isinstance(value, str) or len(value) > max_length or clean_text(value) != value:
         return ""
     if any(char.isspace() or ord(char) < 32 for char in value):
         return ""
@@ -773,11 +773,6 @@ def _http_url(value: Any, *, max_length: int = MAX_URL) -> str:
     except ValueError:
         return ""
     return value if parts.scheme in ("http", "https") and parts.netloc else ""
-
-
-def _clean(text: str) -> str:
-    """What PostgreSQL can store: no NUL, no lone surrogate (a JSON "\\ud800" escape)."""
-    return _SURROGATE_RE.sub("\ufffd", text.replace("\x00", ""))
 
 
 def _preview(value: Any) -> str:
@@ -849,4 +844,4 @@ def content_text(content: str) -> str:
     except Exception as exc:  # html.parser is lenient, but not promised never to raise
         raise ValueError(f"content is not readable HTML ({type(exc).__name__})") from exc
     parser.flush()
-    return _clean("\n\n".join(parser.paragraphs))
+    return clean_text("\n\n".join(parser.paragraphs))

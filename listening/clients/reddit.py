@@ -60,6 +60,7 @@ from listening.clients.base import (
     RequestRejected,
     SearchPage,
 )
+from listening.clients.text import clean_text
 from listening.query import REDDIT_SYNTAX
 
 logger = logging.getLogger(__name__)
@@ -199,11 +200,6 @@ class _EarshotRequestor(prawcore.Requestor):
 # --- reading Reddit's things --------------------------------------------------------------
 
 
-def _clean_text(value: str) -> str:
-    """Text Postgres can store: no NUL, and lone surrogates (valid JSON escapes) replaced."""
-    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\x00", "")
-
-
 def _fullname(value: Any, kind: str, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"missing or invalid field '{field}'")
@@ -284,7 +280,7 @@ def _optional_str(data: dict[str, Any], field: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ValueError(f"field '{field}' holds {type(value).__name__}, not text")
-    return _clean_text(value)
+    return clean_text(value)
 
 
 def _metrics(data: dict[str, Any], **fields: str) -> dict[str, int]:
@@ -322,7 +318,7 @@ def parse_submission(data: Any) -> tuple[FetchedPost, FetchedAuthor]:
     selftext = _optional_str(data, "selftext")
     created = _created(data)
     author = _author(data)
-    text = _clean_text(title) + (f"\n\n{selftext}" if selftext else "")
+    text = clean_text(title) + (f"\n\n{selftext}" if selftext else "")
     references: list[dict[str, str]] = []
     if data.get("crosspost_parent") is not None:
         parent = _fullname(data["crosspost_parent"], "t3", "crosspost_parent")
@@ -358,7 +354,7 @@ def parse_comment(data: Any) -> tuple[FetchedPost, FetchedAuthor]:
     author = _author(data)
     post = FetchedPost(
         external_id=name,
-        text=_clean_text(body),
+        text=clean_text(body),
         author_external_id=author.external_id,
         posted_at=datetime.fromtimestamp(_created(data), tz=UTC),
         conversation_id=link_id,

@@ -9,7 +9,6 @@ names come from the models, so a renamed field fails loudly here rather than sil
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from django.utils import timezone
 from psycopg2.extras import Json, execute_values
 
 from listening.clients.base import FetchedPost, SearchPage
+from listening.clients.text import clean_text
 from listening.models import (
     ANSWERED_STATUSES,
     Amplification,
@@ -72,15 +72,6 @@ AUTHOR_HISTORY_WINDOW = timedelta(days=7)
 COPY_WINDOW = timedelta(days=7)
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable(text: str) -> str:
-    """`text` without what PostgreSQL refuses in text (NUL, lone surrogates): one such
-    character from any platform must not sink the whole page."""
-    return _UNSTORABLE.sub("", text)
-
-
 def _columns(model: type, fields: tuple[str, ...]) -> list[str]:
     return [model._meta.get_field(name).column for name in fields]
 
@@ -96,11 +87,11 @@ def _upsert_authors(cursor, *, platform: str, page: SearchPage, wanted: set[str]
         (
             platform,
             a.external_id,
-            storable(a.username),
-            storable(a.name),
+            clean_text(a.username),
+            clean_text(a.name),
             a.followers_count,
             a.verified,
-            storable(a.url),
+            clean_text(a.url),
             now,
         )
         for a in page.authors.values()
@@ -424,12 +415,12 @@ def _insert_mentions(
                 keyword.brand_id,
                 keyword.pk,
                 author_pk,
-                storable(post.text),
-                storable(post.lang),
+                clean_text(post.text),
+                clean_text(post.lang),
                 post.posted_at,
                 post.conversation_id,
                 post.in_reply_to_user_id,
-                storable(post.url),
+                clean_text(post.url),
                 Json(post.referenced_posts),
                 Json(post.public_metrics),
                 score.compound,

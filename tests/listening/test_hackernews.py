@@ -27,14 +27,13 @@ from listening.clients.hackernews import (
     HackerNewsClient,
     _Bound,
     _Window,
-    clean_text,
     decode_since,
     decode_window,
     encode_since,
     encode_window,
-    html_to_text,
 )
 from listening.clients.registry import client_for_source
+from listening.clients.text import clean_text, html_to_text
 from listening.models import Mention, Platform, PollCursor, Source, TrackedKeyword
 from listening.query import HACKER_NEWS_SYNTAX, parse_query
 from listening.services.polling import keyword_poll
@@ -441,7 +440,7 @@ def test_html_becomes_text_in_one_pass_even_when_hostile():
 
 def test_text_is_made_safe_to_store():
     assert clean_text("a\x00b\x07c\td\ne") == "abc\td\ne"
-    assert clean_text("x\ud800y") == "x?y"
+    assert clean_text("x\ud800y") == "x\ufffdy"
     assert html_to_text("<p>one<p>two  <b>three</b><script>evil()</script><pre>a\n  b</pre>") == (
         "one\n\ntwo three\na\nb"
     )
