@@ -24,8 +24,8 @@ class Sentiment:
 
 
 @lru_cache(maxsize=1)
-def _analyzer() -> SentimentIntensityAnalyzer:
-    # Loading the lexicon takes ~0.1 s: once per process.
+def sentiment_analyzer() -> SentimentIntensityAnalyzer:
+    """VADER, loaded once per process (its lexicon takes ~0.1 s to load)."""
     return SentimentIntensityAnalyzer()
 
 
@@ -38,7 +38,7 @@ def sentiment_label(compound: float) -> str:
 
 
 def sentiment_score(*, text: str) -> Sentiment:
-    scores = _analyzer().polarity_scores(text)
+    scores = sentiment_analyzer().polarity_scores(text)
     return Sentiment(
         compound=scores["compound"],
         positive=scores["pos"],

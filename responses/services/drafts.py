@@ -16,10 +16,9 @@ import re
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from listening.models import Mention
-from listening.services.sentiment import sentiment_score
+from listening.services.sentiment import sentiment_analyzer, sentiment_score
 from responses.models import Playbook, PlaybookSentiment
 
 # Longer than any platform's own words budget here: a reply is short, even on Reddit.
@@ -199,7 +198,7 @@ def _topics(mention: Mention) -> list[str]:
     with nothing to quote ("Thanks!", a bare link) is referred to as "this": quoting
     "Thanks" back at someone reads as a form letter.
     """
-    analyzer = _analyzer()
+    analyzer = sentiment_analyzer()
     clauses = _clauses(mention.text, brand_name=mention.brand.name)
     meaningful = [c for c in clauses if content_words(c)]
     meaningful.sort(key=lambda c: analyzer.polarity_scores(c)["compound"] <= ANGRY)
@@ -212,16 +211,6 @@ def _topics(mention: Mention) -> list[str]:
     topics = [_quote(c, limit) for limit in QUOTE_LIMITS for c in meaningful]
     topics += words
     return list(dict.fromkeys(topics)) or ["this"]
-
-
-_ANALYZER: SentimentIntensityAnalyzer | None = None
-
-
-def _analyzer() -> SentimentIntensityAnalyzer:
-    global _ANALYZER
-    if _ANALYZER is None:
-        _ANALYZER = SentimentIntensityAnalyzer()
-    return _ANALYZER
 
 
 def playbook_for_mention(
