@@ -213,7 +213,14 @@ def start_celery_worker(
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     pinger = celery_app if redis_url is None else Celery("ping", broker=redis_url)
-    _wait_for_worker(hostname, process, pinger)
+    try:
+        _wait_for_worker(hostname, process, pinger)
+    except RuntimeError:
+        # A worker that never answered must not outlive the test run.
+        process.kill()
+        process.wait(timeout=10)
+        log.close()
+        raise
     return process, log
 
 
