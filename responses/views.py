@@ -46,7 +46,7 @@ from responses.services.claims import (
     mention_release,
 )
 from responses.services.customers import author_tag_add, author_tag_remove
-from responses.services.drafts import draft_for_mention, drafts_for_mention, playbook_for_mention
+from responses.services.drafts import Draft, drafts_for_mention, playbook_for_mention
 from responses.services.replies import (
     ReplyNeedsReview,
     ReplyRefused,
@@ -158,17 +158,20 @@ def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     claim_renew(mention_id=mention_id, agent=request.user)
     mention = _mention_or_404(mention_id)
     presence_beat(mention_id=mention_id, username=request.user.get_username(), state="viewing")
-    return _render_mention(
-        request, mention, ReplyForm(initial=_initial_reply(request, mention), mention=mention)
-    )
+    # Made once: the first fills the reply box, all are offered as alternatives.
+    drafts = drafts_for_mention(mention=mention, agent=request.user)
+    form = ReplyForm(initial=_initial_reply(request, mention, drafts), mention=mention)
+    return _render_mention(request, mention, form, drafts=drafts)
 
 
-def _initial_reply(request: HtmxHttpRequest, mention: Mention) -> dict[str, object]:
+def _initial_reply(
+    request: HtmxHttpRequest, mention: Mention, drafts: list[Draft]
+) -> dict[str, object]:
     undone = undone_reply_text(
         mention=mention, agent=request.user, reply_id=request.GET.get("undone", "")
     )
     return {
-        "text": undone or draft_for_mention(mention=mention, agent=request.user),
+        "text": undone or (drafts[0].text if drafts else ""),
         "opened_at": timezone.now(),
     }
 
@@ -180,6 +183,7 @@ def _render_mention(
     status: int = 200,
     other_reply: Reply | None = None,
     review: ReplyNeedsReview | None = None,
+    drafts: list[Draft] | None = None,
 ) -> HttpResponse:
     can_reply = (
         mention.status in UNCLAIMED_STATUSES
@@ -200,15 +204,18 @@ def _render_mention(
         "others": presence_others(mention_id=mention.pk, username=request.user.get_username()),
         "customer": customer_profile(author=mention.author, before=mention),
         "thread": conversation_thread(mention=mention),
-        **_playbook_context(request, mention),
+        **_playbook_context(request, mention, drafts),
     }
     return render(request, "responses/mention.html", context, status=status)
 
 
-def _playbook_context(request: HtmxHttpRequest, mention: Mention) -> dict[str, object]:
+def _playbook_context(
+    request: HtmxHttpRequest, mention: Mention, drafts: list[Draft] | None
+) -> dict[str, object]:
     """The mention's playbook (its guidance), alternative drafts, and where its reply stands
     in approval: waiting for a supervisor, or sent back with a note."""
-    drafts = drafts_for_mention(mention=mention, agent=request.user)
+    if drafts is None:
+        drafts = drafts_for_mention(mention=mention, agent=request.user)
     latest = (
         Reply.objects.filter(
             mention=mention,
