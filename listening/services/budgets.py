@@ -76,21 +76,23 @@ def _table() -> str:
 def budget_take(spec: BudgetSpec, *, now: datetime | None = None) -> bool:
     """Take one call from the budget; False (and nothing taken) when none is left."""
     now = now or timezone.now()
+    # One statement: the first call on a key creates its window; a later one takes from it,
+    # or starts the next window once this one has reset; none is taken when it is empty.
     with connection.cursor() as cursor:
         cursor.execute(
-            f'INSERT INTO {_table()} (key, "limit", window_seconds, remaining, reset_at) '
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-            [spec.key, spec.limit, spec.window_seconds, spec.limit, now],
-        )
-        cursor.execute(
-            f"UPDATE {_table()} SET "
-            'remaining = CASE WHEN reset_at <= %(now)s THEN "limit" - 1 ELSE remaining - 1 END, '
-            "reset_at = CASE WHEN reset_at <= %(now)s THEN %(next_reset)s ELSE reset_at END "
-            "WHERE key = %(key)s AND (reset_at <= %(now)s OR remaining > 0) RETURNING remaining",
+            f'INSERT INTO {_table()} AS b (key, "limit", window_seconds, remaining, reset_at) '
+            "VALUES (%(key)s, %(limit)s, %(window)s, %(limit)s - 1, %(next_reset)s) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            'remaining = CASE WHEN b.reset_at <= %(now)s THEN b."limit" - 1 '
+            "ELSE b.remaining - 1 END, "
+            "reset_at = CASE WHEN b.reset_at <= %(now)s THEN %(next_reset)s ELSE b.reset_at END "
+            "WHERE b.reset_at <= %(now)s OR b.remaining > 0 RETURNING b.remaining",
             {
                 "now": now,
                 "next_reset": now + timedelta(seconds=spec.window_seconds),
                 "key": spec.key,
+                "limit": spec.limit,
+                "window": spec.window_seconds,
             },
         )
         return cursor.fetchone() is not None
