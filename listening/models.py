@@ -125,6 +125,29 @@ class Source(models.Model):
             raise ValidationError(errors)
 
 
+class Team(models.Model):
+    """A group of people who work some of a brand's mentions.
+
+    A tracked keyword routed to a team puts its mentions in that team's queue: agents see the
+    mentions of their teams' keywords and those routed to no team. Supervisors and admins
+    see every queue. A brand with no teams is one shared queue.
+    """
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=120)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["brand__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "name"], name="team_name_unique_per_brand"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand.name}: {self.name}"
+
+
 class TrackedKeyword(models.Model):
     brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="keywords")
     platform = models.CharField(max_length=16, choices=Platform.choices, default=Platform.X)
@@ -136,6 +159,10 @@ class TrackedKeyword(models.Model):
         max_length=512, help_text='X search syntax: words, "phrases", OR, -exclusions, from:'
     )
     is_active = models.BooleanField(default=True)
+    # Whose queue its mentions go to; none: every agent of the brand.
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="keywords"
+    )
     poll_interval_seconds = models.PositiveIntegerField(default=60)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -376,6 +403,11 @@ class Mention(models.Model):
         TrackedKeyword, on_delete=models.SET_NULL, null=True, related_name="mentions"
     )
     author = models.ForeignKey(Author, on_delete=models.PROTECT, related_name="mentions")
+    # The keyword's team when the mention was stored (re-routing a keyword moves its open
+    # mentions too): kept on the row so the queue filters without joining keywords.
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="mentions"
+    )
     text = models.TextField()
     lang = models.CharField(max_length=16, blank=True)
     posted_at = models.DateTimeField(help_text="When the post was made, as the platform says")
