@@ -15,7 +15,10 @@ The fields here are the library's, with four of its habits changed for Earshot:
 - a value no configured key opens is logged, naming the column, never the value, and passed
   on as stored (the platform then refuses it, which Source health shows);
 - forms are validated without marking the field, which every thread shares, as "already
-  decrypted" (the library's way, which can make a concurrent load skip decryption).
+  decrypted" (the library's way, which can make a concurrent load skip decryption);
+- serializers (`manage.py dumpdata`, fixtures) get the ciphertext, not the plaintext the
+  library hands them, and loading reads it back (`loaddata` decrypts, saving encrypts again):
+  a dump of the database holds no secret, and it loads only where the same keys are set.
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ class EncryptedCharField(_EarshotKeys, library.EncryptedCharField):
             return ""
         return super().get_prep_value(value)
 
+    def value_to_string(self, obj: Any) -> Any:
+        # What serializers write: a fresh token of the value (Fernet tokens differ each time,
+        # all open the same), never the plaintext. to_python reads it back on load.
+        return self.get_prep_value(self.value_from_object(obj))
+
     def to_python(self, value: Any) -> Any:
         if not is_token(value):
             return value
@@ -116,6 +124,17 @@ class EncryptedJSONField(_EarshotKeys, library.EncryptedJSONField):
         if value is None:  # the library would store the string "None"
             return None
         return super()._encrypt_values(value)
+
+    def value_to_string(self, obj: Any) -> Any:
+        # Serializers write JSON as it is (a dict, not text): the same dict, leaves encrypted.
+        return self._encrypt_values(self.value_from_object(obj))
+
+    def to_python(self, value: Any) -> Any:
+        # A deserialized fixture gives the dict itself, not its JSON text as the database
+        # does: open its leaves too (the library only opens text).
+        if isinstance(value, dict | list):
+            return self._decrypt_values(value)
+        return super().to_python(value)
 
     def _decrypt_values(self, value: Any) -> Any:
         if value is None or isinstance(value, dict | list):
