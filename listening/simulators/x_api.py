@@ -330,13 +330,18 @@ class XApiSimulator:
             self._tweets: dict[str, _Entry] = {}
             self._users: dict[str, dict[str, Any]] = {}
             self._windows: dict[tuple[str, str], _Window] = {}
-            self._failures: list[_Answer] = []
+            # Each queued fault is (path or None for any X path, the fault), used up in order
+            # by the first request it applies to.
+            self._failures: list[tuple[str | None, _Answer]] = []
             # Answers held back this many seconds AFTER the request was carried out: the
             # platform accepted the post, but the client's read times out.
-            self._slow_answers: list[float] = []
+            self._slow_answers: list[tuple[str | None, float]] = []
             # Connections to cut without an answer: True once the request was carried out
             # (the post exists, the client never hears so), False before.
-            self._cuts: list[bool] = []
+            self._cuts: list[tuple[str | None, bool]] = []
+            # Outages: every request to the path (None: any) is answered so until the
+            # deadline (time.monotonic()), as X does through an incident or a 429 storm.
+            self._outages: list[tuple[float, str | None, Callable[[], _Answer]]] = []
             self._received_posts: list[dict[str, Any]] = []
             self._requests_log: list[tuple[str, str, dict[str, str], datetime]] = []
             self._insertions = 0
@@ -370,15 +375,19 @@ class XApiSimulator:
             self._received_posts.clear()
             self._requests_log.clear()
 
-    def slow_next(self, seconds: float, count: int = 1) -> None:
-        """Carry out the next `count` requests, then wait `seconds` before answering each."""
+    def slow_next(self, seconds: float, count: int = 1, *, path: str | None = None) -> None:
+        """Carry out the next `count` requests (to `path`, or any), then wait `seconds`
+        before answering each."""
         with self._lock:
-            self._slow_answers.extend([seconds] * count)
+            self._slow_answers.extend([(path, seconds)] * count)
 
-    def cut_next(self, *, after_carrying_out: bool, count: int = 1) -> None:
-        """Hang up on the next `count` requests without answering, before or after doing them."""
+    def cut_next(
+        self, *, after_carrying_out: bool, count: int = 1, path: str | None = None
+    ) -> None:
+        """Hang up on the next `count` requests (to `path`, or any) without answering,
+        before or after doing them."""
         with self._lock:
-            self._cuts.extend([after_carrying_out] * count)
+            self._cuts.extend([(path, after_carrying_out)] * count)
 
     def fail_next(
         self,
@@ -386,16 +395,45 @@ class XApiSimulator:
         body: dict[str, Any] | bytes | None = None,
         headers: Mapping[str, str] | None = None,
         count: int = 1,
+        *,
+        path: str | None = None,
     ) -> None:
-        """Answer the next `count` X API requests with this status and body, touching nothing."""
-        if body is None:
-            phrase = HTTPStatus(status).phrase
-            body = {"title": phrase, "detail": phrase, "type": "about:blank", "status": status}
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        """Answer the next `count` X API requests (to `path`, or any) with this status and
+        body, touching nothing. A bytes body is sent as it is (a cut-off JSON, an HTML page)."""
+        answer = _failure_answer(status, body, headers)
         with self._lock:
-            self._failures.extend(
-                _Answer(status, payload, JSON, dict(headers or {})) for _ in range(count)
-            )
+            self._failures.extend((path, copy.copy(answer)) for _ in range(count))
+
+    def fail_for(
+        self,
+        seconds: float,
+        status: int,
+        body: dict[str, Any] | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        path: str | None = None,
+    ) -> None:
+        """Answer every request (to `path`, or any) with this status for `seconds`: an outage.
+
+        A 429 without headers carries X's x-rate-limit-* headers, resetting when it ends.
+        """
+        deadline = time.monotonic() + seconds
+        if status == HTTPStatus.TOO_MANY_REQUESTS and headers is None:
+            reset_at = int(self.now().timestamp() + seconds) + 1
+            headers = _limit_headers(self.rate_limit, 0, reset_at)
+        if status == HTTPStatus.TOO_MANY_REQUESTS and body is None:
+            body = TOO_MANY_REQUESTS
+        answer = _failure_answer(status, body, headers)
+        with self._lock:
+            self._outages.append((deadline, path, lambda: copy.copy(answer)))
+
+    def clear_faults(self) -> None:
+        """Forget every queued failure, slow answer, cut and outage not yet used up."""
+        with self._lock:
+            self._failures.clear()
+            self._slow_answers.clear()
+            self._cuts.clear()
+            self._outages.clear()
 
     # -- content --
 
@@ -551,11 +589,13 @@ class XApiSimulator:
             return self._control(method, path, body)
         with self._lock:
             self._requests_log.append((method, path, dict(query), self.now()))
-            cut_after = self._cuts.pop(0) if self._cuts else None
+            cut_after = _take(self._cuts, path)
             if cut_after is False:
                 return None
-            if self._failures:
-                return self._failures.pop(0)
+            if (outage := self._outage_answer(path)) is not None:
+                return outage
+            if (failure := _take(self._failures, path)) is not None:
+                return failure
         routes = {
             ("GET", "/2/tweets/search/recent"): self._search_recent,
             ("POST", "/2/tweets"): self._create_tweet,
@@ -571,10 +611,18 @@ class XApiSimulator:
         except _ApiError as error:
             answer = error.answer()
         with self._lock:
-            delay = self._slow_answers.pop(0) if self._slow_answers else 0.0
+            delay = _take(self._slow_answers, path) or 0.0
         if delay:
             time.sleep(delay)
         return None if cut_after else answer
+
+    def _outage_answer(self, path: str) -> _Answer | None:
+        now = time.monotonic()
+        self._outages = [outage for outage in self._outages if outage[0] > now]
+        for _deadline, outage_path, answer in self._outages:
+            if outage_path is None or outage_path == path:
+                return answer()
+        return None
 
     def _require_bearer(self, headers: Mapping[str, str]) -> str:
         scheme, _, credential = (headers.get("Authorization") or "").partition(" ")
@@ -764,6 +812,25 @@ def _limit_headers(limit: int, remaining: int, reset_at: int) -> dict[str, str]:
         "x-rate-limit-remaining": str(remaining),
         "x-rate-limit-reset": str(reset_at),
     }
+
+
+def _take(queue: list[tuple[str | None, Any]], path: str) -> Any:
+    """Use up the first queued fault that applies to `path`; None when none does."""
+    for index, (wanted, fault) in enumerate(queue):
+        if wanted is None or wanted == path:
+            del queue[index]
+            return fault
+    return None
+
+
+def _failure_answer(
+    status: int, body: dict[str, Any] | bytes | None, headers: Mapping[str, str] | None
+) -> _Answer:
+    if body is None:
+        phrase = HTTPStatus(status).phrase
+        body = {"title": phrase, "detail": phrase, "type": "about:blank", "status": status}
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return _Answer(status, payload, JSON, dict(headers or {}))
 
 
 def _list_param(

@@ -704,6 +704,58 @@ def test_injected_failures_answer_once_and_spend_no_budget(sim):
     assert sim.requests_log[0][2] == {"query": "late"}
 
 
+def test_faults_aimed_at_one_path_leave_the_others_alone(sim):
+    mention = sim.add_tweet(text="@NorthwindHelp late", author=ALICE, created_at=minutes_ago(5))
+    reader, writer = app_client(sim), user_client(sim)
+
+    sim.cut_next(after_carrying_out=True, path="/2/tweets")
+    found_during_cut = reader.search_recent_tweets("late")  # not aimed at: answered as usual
+    with pytest.raises(requests.ConnectionError):
+        writer.create_tweet(text="On it!", in_reply_to_tweet_id=mention["id"])
+    sim.fail_next(500, path="/2/tweets")
+    found_during_failure = reader.search_recent_tweets("late")
+    with pytest.raises(tweepy.TwitterServerError):
+        writer.create_tweet(text="On it, again!", in_reply_to_tweet_id=mention["id"])
+
+    assert ids(found_during_cut.json()) == [mention["id"]]
+    assert ids(found_during_failure.json()) == [mention["id"]]
+    # The cut came after the post was carried out; the 500 touched nothing.
+    assert [post["text"] for post in sim.received_posts] == ["On it!"]
+
+
+def test_an_outage_answers_every_request_until_it_ends_with_x_s_429(sim, clock):
+    sim.fail_for(60, 429, path="/2/tweets/search/recent")
+    client = app_client(sim)
+
+    refusals = []
+    for _ in range(3):
+        with pytest.raises(tweepy.TooManyRequests) as caught:
+            client.search_recent_tweets("late")
+        refusals.append(caught.value.response)
+    sim.clear_faults()
+    healthy = client.search_recent_tweets("late")
+
+    assert {response.json()["title"] for response in refusals} == {"Too Many Requests"}
+    assert {response.headers["x-rate-limit-remaining"] for response in refusals} == {"0"}
+    # It resets when the storm is over: X's reset time, on the simulator's clock.
+    assert {response.headers["x-rate-limit-reset"] for response in refusals} == {
+        str(int(NOW.timestamp()) + 61)
+    }
+    assert healthy.json() == {"meta": {"result_count": 0}}
+    assert healthy.headers["x-rate-limit-remaining"] == "449"  # the storm spent no budget
+
+
+def test_an_outage_ends_by_itself_at_its_deadline(sim):
+    sim.fail_for(0.2, 503)
+    client = app_client(sim)
+
+    with pytest.raises(tweepy.TwitterServerError):
+        client.search_recent_tweets("late")
+    time.sleep(0.3)
+
+    assert client.search_recent_tweets("late").json() == {"meta": {"result_count": 0}}
+
+
 # --- posting replies ------------------------------------------------------------------------
 
 
