@@ -10,8 +10,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 AGENT = "agent"
@@ -30,12 +32,57 @@ def role_rank(user: Any) -> int:
         return 0
     if user.is_superuser:
         return _RANK[ADMIN]
-    cached = getattr(user, "_earshot_role_rank", None)
-    if cached is None:
-        names = user.groups.filter(name__in=ROLES).values_list("name", flat=True)
-        cached = max((_RANK[name] for name in names), default=0)
-        user._earshot_role_rank = cached
-    return cached
+    if getattr(user, "_earshot_role_rank", None) is None:
+        _load_access(user)
+    return user._earshot_role_rank
+
+
+def visible_team_ids(user: Any) -> frozenset[int] | None:
+    """The teams whose mentions `user` works, besides those routed to no team.
+
+    None means every mention: supervisors and admins, and agents on every team there is (in
+    particular when no team exists at all), so that their queue needs no filter. Cached on the
+    user object with the role: both come from one query.
+    """
+    if role_rank(user) >= _RANK[SUPERVISOR]:
+        return None
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    return user._earshot_team_ids
+
+
+def forget_access(user: Any) -> None:
+    """Drop the cached role and teams of this user object, after they changed."""
+    for attribute in ("_earshot_role_rank", "_earshot_team_ids"):
+        if hasattr(user, attribute):
+            delattr(user, attribute)
+
+
+def _load_access(user: Any) -> None:
+    """Role and teams in one round trip: every page asks for the role, the queue for both."""
+    # Imported when first used: config.admin imports this module before the apps are loaded.
+    from django.contrib.auth.models import Group
+
+    from listening.models import Team
+
+    memberships = Team.members.through._meta.db_table
+    user_groups = get_user_model().groups.through._meta.db_table
+    group_table = Group._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT
+                ARRAY(SELECT g.name FROM {group_table} g JOIN {user_groups} ug ON ug.group_id = g.id
+                      WHERE ug.user_id = %(user)s AND g.name = ANY(%(roles)s)),
+                ARRAY(SELECT m.team_id FROM {memberships} m WHERE m.user_id = %(user)s),
+                EXISTS(SELECT 1 FROM {Team._meta.db_table} t WHERE NOT EXISTS (
+                    SELECT 1 FROM {memberships} m WHERE m.team_id = t.id AND m.user_id = %(user)s))
+            """,
+            {"user": user.pk, "roles": list(ROLES)},
+        )
+        role_names, team_ids, outside_some_team = cursor.fetchone()
+    user._earshot_role_rank = max((_RANK[name] for name in role_names), default=0)
+    user._earshot_team_ids = frozenset(team_ids) if outside_some_team else None
 
 
 def has_role(user: Any, role: str) -> bool:

@@ -6,10 +6,11 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxLengthValidator
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.roles import ROLES
-from listening.models import Mention, MentionStatus, SentimentLabel, TrackedKeyword
+from listening.models import Mention, MentionStatus, SentimentLabel, Team, TrackedKeyword
 
 
 def team_members():
@@ -37,6 +38,11 @@ class QueueFilterForm(forms.Form):
         label="Sort",
         choices=[("", "Most urgent first"), ("newest", "Newest first"), ("oldest", "Oldest first")],
     )
+    team = forms.ModelChoiceField(
+        required=False,
+        queryset=Team.objects.select_related("brand"),
+        empty_label="Every team",
+    )
     unclaimed = forms.BooleanField(required=False, label="Unclaimed only")
     min_followers = forms.IntegerField(
         required=False,
@@ -46,7 +52,21 @@ class QueueFilterForm(forms.Form):
     )
 
     # The parameters a saved view keeps: the filters, never paging or poll state.
-    SAVED_FIELDS = ("status", "sentiment", "keyword", "order", "unclaimed", "min_followers")
+    SAVED_FIELDS = (
+        "status",
+        "sentiment",
+        "keyword",
+        "team",
+        "order",
+        "unclaimed",
+        "min_followers",
+    )
+
+    def __init__(self, *args: Any, by_team: bool = False, **kwargs: Any) -> None:
+        """`by_team`: offer the team filter (supervisors and admins, who see every team)."""
+        super().__init__(*args, **kwargs)
+        if not by_team:
+            del self.fields["team"]
 
     def saved_filters(self) -> dict[str, str]:
         """The non-empty filters as query parameters, for a saved view."""
@@ -76,10 +96,19 @@ BULK_ACTIONS = [
 class BulkActionForm(forms.Form):
     mentions = forms.ModelMultipleChoiceField(
         queryset=Mention.objects.all(),
-        error_messages={"required": "Select at least one mention first (x on a row)."},
+        error_messages={
+            "required": "Select at least one mention first (x on a row).",
+            "invalid_choice": "A selected mention is not in your teams' queue: nothing was done.",
+        },
     )
     action = forms.ChoiceField(choices=BULK_ACTIONS)
     assignee = forms.ModelChoiceField(queryset=team_members(), required=False)
+
+    def __init__(self, *args: Any, mentions: QuerySet[Mention] | None = None, **kwargs: Any):
+        """`mentions`: those the person may act on (by default, all)."""
+        super().__init__(*args, **kwargs)
+        if mentions is not None:
+            self.fields["mentions"].queryset = mentions
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -14,10 +15,13 @@ from django.views.decorators.http import require_POST
 
 from config.http import HtmxHttpRequest
 from config.roles import AGENT, SUPERVISOR, has_role, role_required
-from listening.models import MentionStatus
+from listening.models import Mention, MentionStatus
 from responses.forms import BulkActionForm, QueueFilterForm, SavedViewForm
 from responses.models import SavedView
+from responses.selectors import mentions_visible_to
 from responses.services.claims import mentions_assign_many, mentions_close_many
+
+logger = logging.getLogger(__name__)
 
 BULK_OUTCOMES = {
     "resolve": MentionStatus.RESOLVED,
@@ -34,11 +38,16 @@ def _back_to_queue(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 @role_required(AGENT)
 def bulk_action_view(request: HtmxHttpRequest) -> HttpResponse:
-    form = BulkActionForm(request.POST)
+    form = BulkActionForm(
+        request.POST, mentions=mentions_visible_to(Mention.objects, user=request.user)
+    )
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, error)
+        logger.info(
+            "bulk action refused for %s: %s", request.user.get_username(), form.errors.as_json()
+        )
         return _back_to_queue(request)
     ids = [mention.pk for mention in form.cleaned_data["mentions"]]
     action = form.cleaned_data["action"]

@@ -6,11 +6,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from config.roles import visible_team_ids
 from listening.models import (
     OPEN_STATUSES,
     UNCLAIMED_STATUSES,
@@ -33,8 +35,27 @@ QUEUE_ORDERS = {
 }
 
 
+def team_scope(*, user: Any) -> Q | None:
+    """Which mentions `user` may open and work, as a filter; None: all of them.
+
+    Agents work the mentions routed to one of their teams, those routed to no team, and any
+    a supervisor gave them. No query: the teams come with the role (config/roles.py).
+    """
+    team_ids = visible_team_ids(user)
+    if team_ids is None:
+        return None
+    return Q(team__isnull=True) | Q(team_id__in=team_ids) | Q(claimed_by_id=user.pk)
+
+
+def mentions_visible_to(mentions: QuerySet[Mention], *, user: Any) -> QuerySet[Mention]:
+    scope = team_scope(user=user)
+    return mentions if scope is None else mentions.filter(scope)
+
+
 def queue_mentions(
     *,
+    viewer: Any = None,
+    team_id: int | None = None,
     status: str = "",
     sentiment: str = "",
     keyword_id: int | None = None,
@@ -45,9 +66,14 @@ def queue_mentions(
     """The triage queue, most urgent first unless `order` says newest or oldest.
 
     No status filter means the open ones (new, reopened, claimed). Joins what a queue row
-    shows (not the brand: one a desk, never on a row).
+    shows (not the brand: one a desk, never on a row). Given a `viewer`, only the mentions
+    they may work (`team_scope`); `team_id` narrows to one team's queue.
     """
     mentions = Mention.objects.select_related("author", "keyword", "claimed_by")
+    if viewer is not None:
+        mentions = mentions_visible_to(mentions, user=viewer)
+    if team_id:
+        mentions = mentions.filter(team_id=team_id)
     mentions = (
         mentions.filter(status=status) if status else mentions.filter(status__in=OPEN_STATUSES)
     )

@@ -31,6 +31,7 @@ from responses.selectors import (
     customer_profile,
     mention_amplifiers,
     mention_replies,
+    mentions_visible_to,
     priority_explained,
     queue_mentions,
     queue_state,
@@ -59,10 +60,14 @@ from responses.services.replies import (
 @role_required(AGENT)
 def queue(request: HtmxHttpRequest) -> HttpResponse:
     now = timezone.now()
-    form = QueueFilterForm(request.GET or None)
+    can_assign = has_role(request.user, SUPERVISOR)
+    # Supervisors and admins see every team's mentions and may look at one team's queue.
+    form = QueueFilterForm(request.GET or None, by_team=can_assign)
     filters = form.cleaned_data if form.is_valid() else {}
-    keyword = filters.get("keyword")
+    keyword, team = filters.get("keyword"), filters.get("team")
     mentions = queue_mentions(
+        viewer=request.user,
+        team_id=team.pk if team else None,
         status=filters.get("status", ""),
         sentiment=filters.get("sentiment", ""),
         keyword_id=keyword.pk if keyword else None,
@@ -86,7 +91,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
         "saved_views": SavedView.objects.filter(owner=request.user),
         "saved_view_form": SavedViewForm(),
         "bulk_form": BulkActionForm(),
-        "can_assign": has_role(request.user, SUPERVISOR),
+        "can_assign": can_assign,
         "undoable": undoable_replies(agent=request.user, now=now),
     }
     template = "responses/queue.html"
@@ -143,11 +148,10 @@ def claim_next_view(request: HtmxHttpRequest) -> HttpResponse:
     return redirect("responses:mention", mention_id=mention.pk)
 
 
-def _mention_or_404(mention_id: int) -> Mention:
-    return get_object_or_404(
-        Mention.objects.select_related("author", "keyword", "brand", "claimed_by"),
-        pk=mention_id,
-    )
+def _mention_or_404(request: HtmxHttpRequest, mention_id: int) -> Mention:
+    """The mention, if `request.user` may work it: another team's is not found, for agents."""
+    mentions = Mention.objects.select_related("author", "keyword", "brand", "claimed_by")
+    return get_object_or_404(mentions_visible_to(mentions, user=request.user), pk=mention_id)
 
 
 @role_required(AGENT)
@@ -156,7 +160,7 @@ def mention_detail(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     # the one load, so the page shows the new lease), and colleagues who have it open see
     # this person at once.
     claim_renew(mention_id=mention_id, agent=request.user)
-    mention = _mention_or_404(mention_id)
+    mention = _mention_or_404(request, mention_id)
     presence_beat(mention_id=mention_id, username=request.user.get_username(), state="viewing")
     # Made once: the first fills the reply box, all are offered as alternatives.
     drafts = drafts_for_mention(mention=mention, agent=request.user)
@@ -238,7 +242,7 @@ def _playbook_context(
 @require_POST
 @role_required(AGENT)
 def mention_claim_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    _mention_or_404(mention_id)
+    _mention_or_404(request, mention_id)
     result = mention_claim(mention_id=mention_id, agent=request.user)
     if not result.won:
         if result.holder_name:
@@ -261,7 +265,7 @@ def mention_claim_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespons
 @require_POST
 @role_required(SUPERVISOR)
 def mention_assign_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    _mention_or_404(mention_id)
+    _mention_or_404(request, mention_id)
     form = AssignForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose someone on the team to assign it to.")
@@ -275,7 +279,7 @@ def mention_assign_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespon
 @require_POST
 @role_required(AGENT)
 def mention_release_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    _mention_or_404(mention_id)
+    _mention_or_404(request, mention_id)
     if mention_release(mention_id=mention_id, agent=request.user):
         messages.info(request, "Released back to the queue.")
     else:
@@ -293,7 +297,7 @@ CLOSED_AS = {
 @require_POST
 @role_required(AGENT)
 def mention_close_view(request: HtmxHttpRequest, mention_id: int, outcome: str) -> HttpResponse:
-    _mention_or_404(mention_id)
+    _mention_or_404(request, mention_id)
     if mention_close(mention_id=mention_id, agent=request.user, outcome=outcome):
         messages.success(request, CLOSED_AS[outcome])
         return redirect("responses:queue")
@@ -304,7 +308,7 @@ def mention_close_view(request: HtmxHttpRequest, mention_id: int, outcome: str) 
 @require_POST
 @role_required(AGENT)
 def mention_handled_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    _mention_or_404(mention_id)
+    _mention_or_404(request, mention_id)
     if reply_mark_handled(mention_id=mention_id, agent=request.user):
         messages.success(request, "Marked handled: answered on the platform.")
         return redirect("responses:queue")
@@ -315,7 +319,7 @@ def mention_handled_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespo
 @require_POST
 @role_required(AGENT)
 def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
-    mention = _mention_or_404(mention_id)
+    mention = _mention_or_404(request, mention_id)
     form = ReplyForm(request.POST, mention=mention)
     if not form.is_valid():
         return _render_mention(request, mention, form, status=400)
@@ -333,7 +337,11 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     except ReplyRefused as refusal:
         messages.error(request, str(refusal))
         return _render_mention(
-            request, _mention_or_404(mention_id), form, status=409, other_reply=refusal.other_reply
+            request,
+            _mention_or_404(request, mention_id),
+            form,
+            status=409,
+            other_reply=refusal.other_reply,
         )
     presence_leave(mention_id=mention.pk, username=request.user.get_username())
     messages.success(request, _sent_message(reply))
@@ -352,7 +360,7 @@ def _sent_message(reply: Reply) -> str:
 def mention_take_private_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     """One action: post the team's invitation to a direct message, personalised, and record
     that the case moved to a private channel."""
-    mention = _mention_or_404(mention_id)
+    mention = _mention_or_404(request, mention_id)
     invites = drafts_for_mention(mention=mention, agent=request.user, count=1, dm_invite=True)
     form = ReplyForm(
         {"text": invites[0].text if invites else "", "opened_at": request.POST.get("opened_at")},
@@ -375,7 +383,11 @@ def mention_take_private_view(request: HtmxHttpRequest, mention_id: int) -> Http
     except ReplyRefused as refusal:
         messages.error(request, str(refusal))
         return _render_mention(
-            request, _mention_or_404(mention_id), form, status=409, other_reply=refusal.other_reply
+            request,
+            _mention_or_404(request, mention_id),
+            form,
+            status=409,
+            other_reply=refusal.other_reply,
         )
     presence_leave(mention_id=mention.pk, username=request.user.get_username())
     messages.success(request, f"Taken private. {_sent_message(reply)}")
@@ -386,7 +398,7 @@ def mention_take_private_view(request: HtmxHttpRequest, mention_id: int) -> Http
 @role_required(AGENT)
 def mention_presence_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     """Heartbeat of an open mention page: record this person, show who else is here."""
-    _mention_or_404(mention_id)
+    _mention_or_404(request, mention_id)
     username = request.user.get_username()
     presence_beat(mention_id=mention_id, username=username, state=request.POST.get("state", ""))
     if request.POST.get("state") == "drafting":
@@ -427,7 +439,7 @@ def _tag_or_404(tag: str) -> AuthorTagKind:
 @require_POST
 @role_required(AGENT)
 def customer_tag_add_view(request: HtmxHttpRequest, mention_id: int, tag: str) -> HttpResponse:
-    mention = _mention_or_404(mention_id)
+    mention = _mention_or_404(request, mention_id)
     kind = _tag_or_404(tag)
     added = author_tag_add(author=mention.author, tag=kind, by=request.user)
     if added and not request.htmx:
@@ -438,7 +450,7 @@ def customer_tag_add_view(request: HtmxHttpRequest, mention_id: int, tag: str) -
 @require_POST
 @role_required(AGENT)
 def customer_tag_remove_view(request: HtmxHttpRequest, mention_id: int, tag: str) -> HttpResponse:
-    mention = _mention_or_404(mention_id)
+    mention = _mention_or_404(request, mention_id)
     kind = _tag_or_404(tag)
     removed = author_tag_remove(author=mention.author, tag=kind)
     if removed and not request.htmx:

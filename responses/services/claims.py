@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from listening.models import OPEN_STATUSES, UNCLAIMED_STATUSES, Mention, MentionStatus
+from responses.selectors import mentions_visible_to
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +67,12 @@ def mention_claim_next(*, agent: AbstractBaseUser) -> Mention | None:
     SKIP LOCKED lets concurrent callers each take a different row instead of queueing on the
     same one (fifty agents pressing "claim next" at once get fifty different mentions), and
     a single round trip, which also returns the claimed row, keeps it locked the shortest time.
+    Agents get only a mention of their teams or of no team (`team_scope`).
     """
     now = timezone.now()
     most_urgent = (
-        Mention.objects.select_for_update(skip_locked=True)
+        mentions_visible_to(Mention.objects.all(), user=agent)
+        .select_for_update(skip_locked=True)
         # Unclaimed only, through their own partial index: an index walk past every claimed
         # row would slow each claim as the desk fills. Lapsed claims come back within 30 s,
         # when beat's claims_release_expired returns them to the queue.
