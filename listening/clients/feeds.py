@@ -41,10 +41,12 @@ import requests
 from django.conf import settings
 from feedparser.encodings import convert_to_utf8
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
-from config.addresses import fetch_address_problem
+from config.addresses import AddressRefused, fetch_address_problem, public_address_for
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -346,14 +348,45 @@ def _announced_feed(body: bytes, page_url: str) -> str:
 
 
 class _PublicAddressesOnly(HTTPAdapter):
-    """Checks each request's host just before connecting, the feed's and every redirect's, so
-    a feed address typed by a person cannot point Earshot at its own network (SSRF)."""
+    """Fetches from public addresses only, so a feed address typed by a person cannot point
+    Earshot at its own network (SSRF): the feed's and every redirect's.
+
+    Each request's host is resolved once, just before connecting, every address checked, and
+    the connection made to the checked address itself: urllib3 would otherwise resolve the
+    name again, and a name that answers a public address first and 127.0.0.1 next (DNS
+    rebinding) would pass the check and reach inside. The name stays what the server sees:
+    the Host header, and for https the TLS server name (SNI) and the certificate's check.
+    """
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        problem = fetch_address_problem(request.url or "")
-        if problem:
+        problem = fetch_address_problem(request.url or "", allow_private_address=True)
+        if problem:  # not http(s), no host
             raise RequestRejected(f"Not fetched: {problem}")
         return super().send(request, **kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host, port = host_params["host"], host_params["port"]
+        default_port = 443 if host_params["scheme"] == "https" else 80
+        try:
+            address = public_address_for(host, port or default_port)
+        except AddressRefused as refused:
+            raise RequestRejected(f"Not fetched: {refused}") from None
+        if address is None:
+            raise PlatformUnavailable(f"{host} does not resolve (now); will retry")
+        # A copy: a redirect's request starts from this one's headers, and sets its own Host.
+        request.headers = CaseInsensitiveDict(request.headers)
+        named = f"[{host}]" if ":" in host else host
+        request.headers["Host"] = named if port in (None, default_port) else f"{named}:{port}"
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = host  # SNI
+            pool_kwargs["assert_hostname"] = host  # the certificate is checked for the name
+        host_params["host"] = f"[{address}]" if ":" in address else address
+        return host_params, pool_kwargs
 
 
 class FeedClient:
@@ -522,6 +555,15 @@ class FeedClient:
             page.authors[author.external_id] = author
         page.posts.sort(key=lambda p: p.posted_at, reverse=True)
         return page
+
+    def check_connection(self) -> ConnectionCheck:
+        """One GET of the feed, read as polling reads it (the same address checks, size cap
+        and parser); unconditional, since a 304 would not show the feed is a feed."""
+        page = self.search_page(query="", since_id=None, next_token=None)
+        entries = len(page.posts)
+        return ConnectionCheck(
+            account=f"the feed at {self.feed_url} ({entries} entr{'y' if entries == 1 else 'ies'})"
+        )
 
     def own_posts_page(self, *, since_id: str | None, next_token: str | None) -> SearchPage:
         raise RequestRejected("A feed has no brand account, so there are no own posts to read")
