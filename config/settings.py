@@ -251,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "responses.tasks.dispatch_alert_deliveries",
         "schedule": 30.0,
     },
+    # Closed mentions older than MENTION_RETENTION_DAYS go, their counts kept; daily 04:00 UTC.
+    "remove-expired-mentions": {
+        "task": "listening.tasks.remove_expired_mentions",
+        "schedule": crontab(minute="0", hour="4"),
+    },
     # Last week's digest, Mondays at 07:00 UTC (`manage.py send_digest` sends it by hand).
     "send-weekly-digest": {
         "task": "responses.tasks.send_weekly_digest",
@@ -280,6 +285,13 @@ POLL_MAX_PAGES = envint("POLL_MAX_PAGES", "10")
 BACKFILL_QUEUE_HOURS = envint("BACKFILL_QUEUE_HOURS", "24")
 # How often each brand account's own posts are read, to find replies sent outside Earshot.
 OWN_POSTS_POLL_SECONDS = envint("OWN_POSTS_POLL_SECONDS", "60")
+# Closed mentions posted more than this many days ago are removed every night, their counts
+# kept per day in MentionDailyAggregate (listening/services/retention.py); 0 keeps them all.
+MENTION_RETENTION_DAYS = envint("MENTION_RETENTION_DAYS", "0")
+if MENTION_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"MENTION_RETENTION_DAYS is {MENTION_RETENTION_DAYS}: it must be 0 (keep forever) or more."
+    )
 
 # --- Triage ---------------------------------------------------------------------------
 # A claim idle this long returns to the queue (any activity by its holder renews it).

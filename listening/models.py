@@ -607,3 +607,50 @@ class QuarantinedItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform} item for {self.keyword}: {self.reason[:60]}"
+
+
+class MentionDailyAggregate(models.Model):
+    """What the retention job (listening/services/retention.py) keeps of the mentions it
+    removes: their counts per brand, day, platform, keyword, sentiment and final status.
+
+    A row only ever grows: each batch of removed mentions adds its counts (in the same
+    transaction as the delete, so a crash neither loses nor double-counts them). Mentions
+    still stored are not here: totals over a period are the stored mentions plus these rows.
+    Durations are kept as sums and counts, so means survive; medians and percentiles do not.
+    """
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="daily_aggregates")
+    # The day the mentions were posted, in BUSINESS_TIME_ZONE (the report's days).
+    day = models.DateField()
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    keyword = models.ForeignKey(
+        TrackedKeyword, on_delete=models.SET_NULL, null=True, related_name="daily_aggregates"
+    )
+    sentiment_label = models.CharField(max_length=8, choices=SentimentLabel.choices)
+    # The mentions' status when removed (never an open one: those are not removed).
+    status = models.CharField(max_length=16, choices=MentionStatus.choices)
+    mention_count = models.PositiveIntegerField(default=0)
+    # With a first SENT reply (of any origin), and the sum of their first response times.
+    answered_count = models.PositiveIntegerField(default=0)
+    first_response_seconds_total = models.FloatField(default=0)
+    # Resolved ones with a resolution moment, and the sum of their resolution times.
+    resolved_count = models.PositiveIntegerField(default=0)
+    resolution_seconds_total = models.FloatField(default=0)
+    # Replies sent, and reposts/copies folded under the mentions (their reach).
+    sent_reply_count = models.PositiveIntegerField(default=0)
+    amplification_count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "brand_id", "platform"]
+        constraints = [
+            # One row per group; a removed keyword's rows keep a NULL keyword, still one row.
+            models.UniqueConstraint(
+                fields=["brand", "day", "platform", "keyword", "sentiment_label", "status"],
+                nulls_distinct=False,
+                name="mention_aggregate_one_per_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand_id} {self.day} {self.platform}: {self.mention_count}"

@@ -11,6 +11,7 @@ from listening.services.polling import (
     keyword_poll,
     poll_claim_due,
 )
+from listening.services.retention import mentions_remove_expired
 
 
 @shared_task
@@ -34,3 +35,13 @@ def poll_keyword(keyword_id: int) -> int:
 @shared_task(acks_late=True)
 def backfill_keyword(keyword_id: int) -> int:
     return keyword_backfill_page(keyword_id=keyword_id)
+
+
+@shared_task
+def remove_expired_mentions() -> int:
+    """Beat runs this daily: closed mentions older than MENTION_RETENTION_DAYS go, their counts
+    kept (see listening/services/retention.py). What one run leaves, it sends itself again for."""
+    outcome = mentions_remove_expired()
+    if outcome.more:
+        remove_expired_mentions.delay()
+    return outcome.removed
