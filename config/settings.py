@@ -349,6 +349,12 @@ EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT_SECONDS", "10")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "earshot@localhost")
 
+# --- People (/people/) ----------------------------------------------------------------
+# Days an e-mailed invitation can be used, once.
+INVITE_VALID_DAYS = envint("INVITE_VALID_DAYS", "7")
+if INVITE_VALID_DAYS < 1:
+    raise ImproperlyConfigured(f"INVITE_VALID_DAYS is {INVITE_VALID_DAYS}: it must be 1 or more.")
+
 # "json": one JSON object a line (python-json-logger), for log collectors; "plain" for people.
 LOG_FORMAT = envstr("LOG_FORMAT", "plain" if DEVELOPMENT else "json")
 if LOG_FORMAT not in {"plain", "json"}:

@@ -5,12 +5,13 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.roles import ROLES
-from listening.models import Mention, MentionStatus, SentimentLabel, Team, TrackedKeyword
+from listening.models import Brand, Mention, MentionStatus, SentimentLabel, Team, TrackedKeyword
 
 
 def team_members():
@@ -174,3 +175,66 @@ class ReportPeriodForm(forms.Form):
             self.cleaned_data["until"] + timedelta(days=1), time.min, tzinfo=zone
         )
         return since, until
+
+
+# --- people (/people/) ---------------------------------------------------------------------
+
+ROLE_CHOICES = [(role, role.title()) for role in ROLES]
+
+
+def _teams_field() -> forms.ModelMultipleChoiceField:
+    return forms.ModelMultipleChoiceField(
+        queryset=Team.objects.select_related("brand"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Agents see their teams' mentions and those of no team.",
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail",
+        error_messages={"required": "Enter the address to send the invitation to."},
+    )
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=ROLES[0])
+    teams = _teams_field()
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        if get_user_model().objects.filter(email__iexact=email, is_active=True).exists():
+            raise forms.ValidationError(f"{email} already has an account.")
+        return email
+
+
+class UserAccessForm(forms.Form):
+    role = forms.ChoiceField(choices=[("", "No role"), *ROLE_CHOICES], required=False)
+    teams = _teams_field()
+
+
+class TeamCreateForm(forms.Form):
+    brand = forms.ModelChoiceField(queryset=Brand.objects.order_by("name"), empty_label=None)
+    name = forms.CharField(
+        max_length=120, error_messages={"required": "Give the team a name, e.g. “Billing”."}
+    )
+
+
+class TeamEditForm(forms.Form):
+    name = forms.CharField(max_length=120, error_messages={"required": "A team needs a name."})
+    members = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class InviteAcceptForm(UserCreationForm):
+    """Username and password (twice), checked by Django's password validators."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)
+
+    def __init__(self, *args: Any, email: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The validators compare the password with the e-mail address too.
+        self.instance.email = email

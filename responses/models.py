@@ -8,8 +8,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
+from config.roles import ROLES
 from listening.models import Mention
 
 
@@ -362,3 +364,50 @@ class AlertDelivery(models.Model):
     @property
     def gave_up(self) -> bool:
         return self.status == AlertDeliveryStatus.FAILED and self.next_attempt_at is None
+
+
+class Invite(models.Model):
+    """An admin's invitation to join Earshot with a role and teams, sent by e-mail.
+
+    Only a hash of its token is kept: the link in the e-mail is the one copy of the token, so
+    a leaked database does not let anyone in. An invite is used once (`accepted_at`), before
+    `expires_at`; inviting the same address again replaces the pending one.
+    """
+
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=[(role, role.title()) for role in ROLES])
+    teams = models.ManyToManyField("listening.Team", related_name="invites", blank=True)
+    # SHA-256 of the token, hex.
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="accepted_invites",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One pending invite an address, whatever its case.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=Q(accepted_at__isnull=True),
+                name="invite_one_pending_per_email",
+            ),
+            models.CheckConstraint(condition=Q(role__in=ROLES), name="invite_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

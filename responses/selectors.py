@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from config.roles import visible_team_ids
+from config.roles import ADMIN, ROLES, visible_team_ids
 from listening.models import (
     OPEN_STATUSES,
     UNCLAIMED_STATUSES,
@@ -20,12 +22,14 @@ from listening.models import (
     Author,
     AuthorTag,
     AuthorTagKind,
+    Brand,
     Mention,
     SentimentLabel,
+    Team,
 )
 from listening.services.priority import ADVOCATE_FROM_POSITIVE
 from listening.services.storage import AUTHOR_HISTORY_WINDOW
-from responses.models import Reply, ReplyStatus
+from responses.models import Invite, Reply, ReplyStatus
 
 QUEUE_PAGE_SIZE = 50
 QUEUE_ORDERS = {
@@ -403,4 +407,53 @@ def conversation_thread(*, mention: Mention) -> ConversationThread:
         items=items,
         older_not_shown=len(older) > THREAD_SIDE_LIMIT + 1,  # the mention itself is one
         newer_not_shown=len(newer) > THREAD_SIDE_LIMIT,
+    )
+
+
+# --- people (/people/) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    user: Any
+    # Their highest role ("" for none); superusers are admins.
+    role: str
+    teams: list[Team]
+
+
+def people_list() -> list[Person]:
+    """Everyone who can sign in or could, active first, with role and teams: three queries."""
+    users = (
+        get_user_model()
+        .objects.prefetch_related(
+            Prefetch("groups", queryset=Group.objects.filter(name__in=ROLES)),
+            Prefetch("teams", queryset=Team.objects.select_related("brand")),
+        )
+        .order_by("-is_active", "username")
+    )
+    return [Person(user=user, role=user_role(user), teams=list(user.teams.all())) for user in users]
+
+
+def user_role(user: Any) -> str:
+    """The highest role of `user` ("" for none), from their groups (prefetched or not), not
+    from the cached rank: an inactive user keeps the role they had."""
+    if user.is_superuser:
+        return ADMIN
+    names = {group.name for group in user.groups.all()}
+    return next((role for role in reversed(ROLES) if role in names), "")
+
+
+def brands_with_teams() -> QuerySet[Brand]:
+    """Every brand and its teams (with their members), for managing teams."""
+    members = get_user_model().objects.order_by("username")
+    teams = Team.objects.prefetch_related(Prefetch("members", queryset=members))
+    return Brand.objects.prefetch_related(Prefetch("teams", queryset=teams)).order_by("name")
+
+
+def invites_pending() -> QuerySet[Invite]:
+    """Invitations not used yet, newest first; expired ones too, marked by `is_expired`."""
+    return (
+        Invite.objects.filter(accepted_at__isnull=True)
+        .select_related("invited_by")
+        .prefetch_related(Prefetch("teams", queryset=Team.objects.select_related("brand")))
     )

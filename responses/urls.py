@@ -1,7 +1,15 @@
 from django.urls import path
 
 from listening.models import MentionStatus
-from responses import alert_views, approval_views, queue_views, report_views, views
+from responses import (
+    alert_views,
+    approval_views,
+    audit_views,
+    people_views,
+    queue_views,
+    report_views,
+    views,
+)
 
 app_name = "responses"
 urlpatterns = [
@@ -58,4 +66,25 @@ urlpatterns = [
     path("report/mentions.csv", report_views.report_csv, name="report-csv"),
     path("report/definitions/", report_views.report_definitions, name="report-definitions"),
     path("alerts/", alert_views.alerts, name="alerts"),
+    path("audit/", audit_views.audit_log, name="audit"),
+    path("people/", people_views.people, name="people"),
+    path("people/invite/", people_views.invite_create_view, name="invite"),
+    path(
+        "people/invites/<int:invite_id>/revoke/",
+        people_views.invite_revoke_view,
+        name="invite-revoke",
+    ),
+    path("people/<int:user_id>/", people_views.user_edit, name="person"),
+    path(
+        "people/<int:user_id>/deactivate/",
+        people_views.user_deactivate_view,
+        name="person-deactivate",
+    ),
+    path(
+        "people/<int:user_id>/reactivate/",
+        people_views.user_reactivate_view,
+        name="person-reactivate",
+    ),
+    path("people/teams/", people_views.team_create_view, name="team-create"),
+    path("people/teams/<int:team_id>/", people_views.team_edit, name="team"),
 ]
