@@ -118,11 +118,11 @@ def keyword_poll(
             _record_failure(cursor, exc, outcome)
             return outcome
         outcome.pages += 1
-        if page.rate_limit is not None:
-            budget_observe(budget, page.rate_limit)
         if local_filter is not None:
             _keep_matching(page, local_filter)
-        cursor = _store_page(keyword=keyword, cursor=cursor, page=page, outcome=outcome)
+        cursor = _store_page(
+            keyword=keyword, cursor=cursor, page=page, outcome=outcome, budget=budget
+        )
         if cursor is None:  # a concurrent poll of this keyword got there first
             return outcome
         if not cursor.next_token or cursor.is_rate_limited:
@@ -132,7 +132,13 @@ def keyword_poll(
 
 def _budget_allows_call(budget: BudgetSpec, cursor: PollCursor, outcome: PollOutcome) -> bool:
     """Take a call from the budget; when none is left, wait for its reset (not an error)."""
-    if budget_take(budget):
+    with transaction.atomic():
+        # A take lost in a crash lets one call more through Earshot's count, and the
+        # platform's headers correct the count on its next answer: not worth a WAL flush
+        # (a millisecond) before every call.
+        _commit_without_waiting_for_flush()
+        taken = budget_take(budget)
+    if taken:
         return True
     _, reset_at = budget_state(budget)
     outcome.budget_wait_until = reset_at
@@ -215,9 +221,15 @@ def _keep_matching(page: SearchPage, query: Query) -> None:
 
 
 def _store_page(
-    *, keyword: TrackedKeyword, cursor: PollCursor, page: SearchPage, outcome: PollOutcome
+    *,
+    keyword: TrackedKeyword,
+    cursor: PollCursor,
+    page: SearchPage,
+    outcome: PollOutcome,
+    budget: BudgetSpec,
 ) -> PollCursor | None:
-    """Store one page and move the cursor past it, atomically. None if another poll won."""
+    """Store one page and move the cursor past it, atomically, and correct the budget from
+    the page's rate-limit headers in the same commit. None if another poll won."""
     for item in page.rejected:
         logger.warning(
             "Skipped a malformed item from %s for keyword %s (%r): %s. Item: %.500r",
@@ -233,6 +245,7 @@ def _store_page(
         locked = PollCursor.objects.select_for_update().get(pk=cursor.pk)
         if locked.version != cursor.version:
             logger.info("Keyword %s was polled concurrently; this poll yields", keyword.pk)
+            _budget_observe_last(budget, page)
             return None
         # The page and the cursor's move commit together, so a lost commit only means the
         # page is fetched again: waiting for the WAL flush buys nothing here.
@@ -286,10 +299,19 @@ def _store_page(
             # The budget is spent: the next call would be refused, so don't make it.
             locked.blocked_until = page.rate_limit.reset_at
         locked.save()
+        _budget_observe_last(budget, page)
     outcome.stored += stored
     outcome.folded += stored_page.folded
     outcome.skipped.extend(item.reason for item in page.rejected)
     return locked
+
+
+def _budget_observe_last(budget: BudgetSpec, page: SearchPage) -> None:
+    """Correct the budget from the page's headers. Last in the page's transaction: its row
+    is shared by every keyword on the credential, so it stays locked only until the commit,
+    and the commit it rides on does not wait for the WAL flush."""
+    if page.rate_limit is not None:
+        budget_observe(budget, page.rate_limit)
 
 
 def _drop_oversized_cursor(page: SearchPage, keyword: TrackedKeyword) -> None:
