@@ -4,9 +4,10 @@ from typing import Any
 
 from django import forms
 from django.core.validators import MaxLengthValidator
+from django.urls import reverse_lazy
 
 from listening.clients.registry import PLATFORM_SYNTAX
-from listening.models import Platform, Source, TrackedKeyword
+from listening.models import Brand, Platform, Source, Team, TrackedKeyword
 from listening.query import QuerySyntaxError, parse_query
 
 QUERY_HELP_TEXT = (
@@ -14,6 +15,32 @@ QUERY_HELP_TEXT = (
     'a b OR c means (a b) OR c); ( ) to group; -word or -"phrase" to exclude; lang:en; '
     "from:handle or -from:handle; -is:retweet."
 )
+
+
+def validated_query(query: str, source: Source | None) -> str:
+    """The query as Earshot stores it (stripped: the admin's own spelling is what the keyword
+    list shows), if `source`'s platform (none: X) can run it; else a ValidationError that
+    explains why in the platform's terms."""
+    query = query.strip()
+    platform = source.platform if source is not None else Platform.X
+    try:
+        parse_query(query).split_for(PLATFORM_SYNTAX[platform])
+    except QuerySyntaxError as error:
+        raise forms.ValidationError(error.message, code="invalid_query") from error
+    max_length = TrackedKeyword._meta.get_field("query").max_length
+    if len(query) > max_length:
+        # Only reachable with runs of spaces, which X is not sent (to_x normalises them).
+        raise forms.ValidationError(
+            f"Earshot keeps queries of at most {max_length} characters; this one has "
+            f"{len(query)}. Remove the extra spaces."
+        )
+    return query
+
+
+def _source_of_brand_error(brand: Brand | None, source: Source | None) -> str | None:
+    if source is not None and brand is not None and source.brand_id != brand.pk:
+        return f"{source.name} belongs to {source.brand.name}."
+    return None
 
 
 class KeywordForm(forms.ModelForm):
@@ -44,30 +71,14 @@ class KeywordForm(forms.ModelForm):
         )
 
     def clean_query(self) -> str:
-        # Stored as typed (stripped): the admin's own spelling is what the keyword list shows.
-        query = self.cleaned_data["query"].strip()
         # The source is cleaned before the query (field order): its platform decides what
         # the query may ask (X: at most 512 characters; some need a shared word).
-        source = self.cleaned_data.get("source")
-        platform = source.platform if source is not None else Platform.X
-        try:
-            parse_query(query).split_for(PLATFORM_SYNTAX[platform])
-        except QuerySyntaxError as error:
-            raise forms.ValidationError(error.message, code="invalid_query") from error
-        max_length = TrackedKeyword._meta.get_field("query").max_length
-        if len(query) > max_length:
-            # Only reachable with runs of spaces, which X is not sent (to_x normalises them).
-            raise forms.ValidationError(
-                f"Earshot keeps queries of at most {max_length} characters; this one has "
-                f"{len(query)}. Remove the extra spaces."
-            )
-        return query
+        return validated_query(self.cleaned_data["query"], self.cleaned_data.get("source"))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        brand, source = cleaned.get("brand"), cleaned.get("source")
-        if source is not None and brand is not None and source.brand_id != brand.pk:
-            self.add_error("source", f"{source.name} belongs to {source.brand.name}.")
+        if problem := _source_of_brand_error(cleaned.get("brand"), cleaned.get("source")):
+            self.add_error("source", problem)
         return cleaned
 
     def clean_poll_interval_seconds(self) -> int:
@@ -75,3 +86,87 @@ class KeywordForm(forms.ModelForm):
         if value < 5:
             raise forms.ValidationError("Poll at most every 5 seconds.")
         return value
+
+
+# The studio's live preview asks again whenever the query, brand, source or window changes.
+_PREVIEW_ON_TYPING = {
+    "hx-get": reverse_lazy("listening:keyword-preview"),
+    "hx-trigger": "keyup changed delay:400ms",
+    "hx-target": "#keyword-preview",
+    "hx-include": "closest form",
+    "hx-sync": "closest form:replace",
+}
+_PREVIEW_ON_CHANGE = {**_PREVIEW_ON_TYPING, "hx-trigger": "change"}
+
+
+class KeywordStudioForm(KeywordForm):
+    """The keyword form of the studio pages: with the team its mentions are routed to, and
+    the live preview wired to the query as it is typed."""
+
+    class Meta(KeywordForm.Meta):
+        fields = [*KeywordForm.Meta.fields, "team"]
+        labels = {**KeywordForm.Meta.labels, "team": "Route to team"}
+        help_texts = {
+            **KeywordForm.Meta.help_texts,
+            "team": "Its mentions go to this team's queue; blank: every agent of the brand. "
+            "Changing it moves the open mentions too.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        team = self.fields["team"]
+        team.empty_label = "Every agent of the brand"
+        brand_id = self.instance.brand_id if self.instance.pk else None
+        # An existing keyword offers its brand's teams; a new one every brand's, by name.
+        team.queryset = (
+            Team.objects.filter(brand_id=brand_id)
+            if brand_id
+            else Team.objects.select_related("brand")
+        )
+        self.fields["query"].widget.attrs.update(_PREVIEW_ON_TYPING)
+        for name in ("brand", "source"):
+            self.fields[name].widget.attrs.update(_PREVIEW_ON_CHANGE)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        brand, team = cleaned.get("brand"), cleaned.get("team")
+        if brand is not None and team is not None and team.brand_id != brand.pk:
+            self.add_error("team", f"{team.name} is a team of {team.brand.name}, not {brand.name}.")
+        return cleaned
+
+
+class KeywordDraftForm(forms.Form):
+    """A query being written, for the live preview and the one-off search: the fields of the
+    keyword form they need, and the preview's window."""
+
+    brand = forms.ModelChoiceField(queryset=Brand.objects.all())
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.filter(is_active=True).select_related("brand"), required=False
+    )
+    # Blank is refused by the parser, which says what to enter.
+    query = forms.CharField(strip=True, required=False)
+    poll_interval_seconds = forms.IntegerField(min_value=5, required=False)
+    preview_days = forms.TypedChoiceField(
+        choices=[("", "All stored mentions"), ("30", "The last 30 days")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+
+    def clean_query(self) -> str:
+        return validated_query(self.cleaned_data["query"], self.cleaned_data.get("source"))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if problem := _source_of_brand_error(cleaned.get("brand"), cleaned.get("source")):
+            self.add_error("source", problem)
+        return cleaned
+
+    @property
+    def problem(self) -> str:
+        """The first reason the draft cannot be previewed or searched, for the admin."""
+        for name in ("query", "brand", "source", "poll_interval_seconds", "preview_days"):
+            for error in self.errors.get(name, ()):
+                label = "" if name == "query" else f"{self.fields[name].label or name.title()}: "
+                return f"{label}{error}"
+        return ""

@@ -51,7 +51,7 @@ def keyword_health(*, now: datetime | None = None) -> list[KeywordHealth]:
     """Every keyword with its cursor, budget, plan, last day's volume and X cost."""
     now = now or timezone.now()
     keywords = list(
-        TrackedKeyword.objects.select_related("brand", "source", "cursor").order_by(
+        TrackedKeyword.objects.select_related("brand", "source", "cursor", "team").order_by(
             "brand__name", "platform", "query"
         )
     )

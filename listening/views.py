@@ -4,10 +4,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 
 from config.http import HtmxHttpRequest
 from config.roles import ADMIN, SUPERVISOR, role_required
-from listening.forms import KeywordForm
+from listening.forms import KeywordStudioForm
 from listening.models import TrackedKeyword
 from listening.selectors import account_health, keyword_health
 from listening.services.keywords import keyword_create, keyword_update
@@ -15,7 +16,7 @@ from listening.services.keywords import keyword_create, keyword_update
 
 @role_required(ADMIN)
 def keyword_list(request: HtmxHttpRequest) -> HttpResponse:
-    form = KeywordForm(request.POST or None)
+    form = KeywordStudioForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         keyword = keyword_create(
             brand=form.cleaned_data["brand"],
@@ -23,6 +24,7 @@ def keyword_list(request: HtmxHttpRequest) -> HttpResponse:
             poll_interval_seconds=form.cleaned_data["poll_interval_seconds"],
             is_active=form.cleaned_data["is_active"],
             source=form.cleaned_data["source"],
+            team=form.cleaned_data["team"],
         )
         messages.success(request, f"Now listening for “{keyword.query}”.")
         return redirect("listening:keywords")
@@ -49,17 +51,27 @@ def source_health(request: HtmxHttpRequest) -> HttpResponse:
 
 @role_required(ADMIN)
 def keyword_edit(request: HtmxHttpRequest, keyword_id: int) -> HttpResponse:
-    keyword = get_object_or_404(TrackedKeyword.objects.select_related("brand"), pk=keyword_id)
-    form = KeywordForm(request.POST or None, instance=keyword)
+    keyword = get_object_or_404(
+        TrackedKeyword.objects.select_related("brand", "team"), pk=keyword_id
+    )
+    form = KeywordStudioForm(request.POST or None, instance=keyword)
     if request.method == "POST" and form.is_valid():
-        keyword_update(
+        _, moved = keyword_update(
             keyword=keyword,
             brand=form.cleaned_data["brand"],
             query=form.cleaned_data["query"],
             poll_interval_seconds=form.cleaned_data["poll_interval_seconds"],
             is_active=form.cleaned_data["is_active"],
             source=form.cleaned_data["source"],
+            team=form.cleaned_data["team"],
         )
-        messages.success(request, "Keyword saved.")
+        messages.success(request, _saved_message(keyword, moved))
         return redirect("listening:keywords")
     return render(request, "listening/keyword_edit.html", {"keyword": keyword, "form": form})
+
+
+def _saved_message(keyword: TrackedKeyword, moved: int) -> str:
+    if not moved:
+        return "Keyword saved."
+    where = f"the {keyword.team.name} team" if keyword.team else "every agent of the brand"
+    return f"Keyword saved; {moved} open mention{pluralize(moved)} moved to {where}."

@@ -82,11 +82,15 @@ def keyword_poll(
 ) -> PollOutcome:
     """Poll one keyword once: follow up to `max_pages` pages, storing each as it comes.
 
-    Makes no call while the keyword's rate-limit block lasts. Safe to run twice, or twice
-    at once: posts are unique per platform and the cursor only moves by compare-and-set.
+    Makes no call while the keyword is paused or its rate-limit block lasts. Safe to run
+    twice, or twice at once: posts are unique per platform and the cursor only moves by
+    compare-and-set.
     """
     outcome = PollOutcome(keyword_id=keyword_id)
     keyword = TrackedKeyword.objects.select_related("brand", "source").get(pk=keyword_id)
+    if not keyword.is_active:
+        # Paused after the dispatcher queued this poll: a paused keyword costs no call.
+        return outcome
     cursor, _ = PollCursor.objects.get_or_create(keyword=keyword)
     now = timezone.now()
     if cursor.blocked_until and cursor.blocked_until > now:

@@ -108,6 +108,8 @@ def test_a_new_query_reads_its_own_history(x_sim, keyword, brand):
         query="@NorthwindHelp story",
         poll_interval_seconds=30,
         is_active=True,
+        source=None,
+        team=None,
     )
 
     cursor = PollCursor.objects.get(keyword=keyword)
