@@ -58,6 +58,15 @@ def environment(service: dict) -> dict[str, str | None]:
     return env
 
 
+# ${NAME}, ${NAME:-default}, ${NAME:?message}: what compose fills in before anything reads the file.
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<rule>:?[-?][^}]*)?\}")
+
+
+def interpolated(value: str, placeholder: str = "value") -> str:
+    """`value` as compose hands it over, with each variable set to `placeholder`."""
+    return INTERPOLATION.sub(placeholder, value)
+
+
 def command_text(service: dict) -> str:
     command = service.get("command", "")
     return " ".join(command) if isinstance(command, list) else command
@@ -146,7 +155,7 @@ def test_secret_key_comes_from_the_host_and_is_required(services):
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL"])
 def test_service_urls_name_compose_services(services, variable):
     for name in APP_SERVICES:
-        host = urlsplit(environment(services[name])[variable]).hostname
+        host = urlsplit(interpolated(environment(services[name])[variable])).hostname
         assert host in services, f"{name}: {variable} points at {host!r}, not a compose service"
 
 
@@ -165,6 +174,115 @@ def test_exactly_one_service_runs_beat(services):
     runs_beat = [name for name, service in services.items() if " beat" in command_text(service)]
     assert runs_beat == ["beat"]
     assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
+
+
+def duration_seconds(value: str) -> float:
+    """A compose duration such as "1m30s", "100s" or "40s", in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"unreadable duration {value!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def settings_default(variable: str) -> str:
+    """The default settings.py gives `variable` (envint("X", "90") -> "90")."""
+    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
+    for node in ast.walk(tree):
+        if _variable_read_by(node) == variable and len(node.args) > 1:
+            return node.args[1].value
+    raise AssertionError(f"settings.py reads no {variable} with a default")
+
+
+def test_the_app_services_are_the_production_profile(services):
+    for name in APP_SERVICES:
+        assert services[name]["profiles"] == ["production"]
+    # The database and Redis start in any profile (and on their own for local work).
+    assert "profiles" not in services["postgres"] and "profiles" not in services["redis"]
+
+
+def test_the_worker_scales(services):
+    """`docker compose --profile production up --scale worker=N` needs nothing fixed per
+    container: no name, no published port, no host name, no replica count."""
+    worker = services["worker"]
+    for fixed in ("container_name", "ports", "hostname"):
+        assert fixed not in worker, f"the worker sets {fixed}: it could not be scaled"
+    assert "replicas" not in worker.get("deploy", {})
+
+
+def test_only_the_worker_runs_celery_workers(services):
+    runs_workers = [name for name, s in services.items() if "worker" in command_text(s).split()]
+    assert runs_workers == ["worker"]
+
+
+def test_gunicorn_workers_come_from_the_environment_and_stop_gracefully(services):
+    command = interpolated(command_text(services["web"]), placeholder="5")
+    assert re.search(r"--workers 5(\s|$)", command)
+    assert "--workers ${WEB_WORKERS:-" in command_text(services["web"])
+    graceful = int(re.search(r"--graceful-timeout (\d+)", command).group(1))
+    assert duration_seconds(services["web"]["stop_grace_period"]) > graceful
+
+
+def test_a_stopped_worker_has_time_to_finish_its_task(services):
+    """Docker kills a container stop_grace_period after SIGTERM: longer than a task may run."""
+    time_limit = int(settings_default("CELERY_TASK_TIME_LIMIT"))
+    assert duration_seconds(services["worker"]["stop_grace_period"]) > time_limit
+
+
+def test_signals_reach_the_processes(services):
+    for name in APP_SERVICES:
+        assert services[name]["init"] is True
+    # exec: gunicorn replaces the shell, so SIGTERM reaches gunicorn itself.
+    assert "exec gunicorn" in command_text(services["web"])
+
+
+def test_web_is_healthy_by_its_healthz(services):
+    test = " ".join(services["web"]["healthcheck"]["test"])
+    assert "config.probe" in test and "/healthz" in test
+    assert (ROOT / "config" / "probe.py").exists()
+
+
+def test_worker_and_beat_wait_for_a_healthy_web(services):
+    for name in ("worker", "beat"):
+        assert services[name]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_the_worker_checks_itself_by_name(services):
+    test = " ".join(services["worker"]["healthcheck"]["test"])
+    assert "inspect ping" in test and "celery@$$HOSTNAME" in test
+
+
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY")
+
+
+def test_no_secret_is_written_in_the_file():
+    """Every secret is interpolated from the host, and required (${NAME:?...}): no default."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    secrets = [m for m in INTERPOLATION.finditer(text) if SECRET_NAME.search(m.group("name"))]
+    assert {m.group("name") for m in secrets} >= {
+        "SECRET_KEY",
+        "FIELD_ENCRYPTION_KEYS",
+        "POSTGRES_PASSWORD",
+    }
+    for match in secrets:
+        assert (match.group("rule") or "").startswith(":?"), f"{match.group(0)} is not required"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_secret_variables_have_no_value_in_the_file(services, name):
+    for variable, value in environment(services[name]).items():
+        if SECRET_NAME.search(variable) and value is not None:
+            assert value.startswith("${" + variable + ":?"), f"{variable} is written in the file"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_production_has_no_development_switch(services, name):
+    assert not NOT_FOR_PRODUCTION & set(environment(services[name]))
+
+
+def test_whitenoise_serves_the_collected_static_files():
+    settings_text = (ROOT / "config" / "settings.py").read_text()
+    assert '"whitenoise.middleware.WhiteNoiseMiddleware"' in settings_text
+    assert "whitenoise.storage.CompressedManifestStaticFilesStorage" in settings_text
 
 
 def test_dockerfile_collects_static_files_at_build():
@@ -191,7 +309,14 @@ def test_env_example_explains_each_variable():
 
 
 def test_env_example_holds_no_secret():
-    secrets = ("SECRET_KEY", "X_BEARER_TOKEN", "X_CONSUMER_SECRET", "X_ACCESS_TOKEN_SECRET")
+    secrets = (
+        "SECRET_KEY",
+        "FIELD_ENCRYPTION_KEYS",
+        "POSTGRES_PASSWORD",
+        "X_BEARER_TOKEN",
+        "X_CONSUMER_SECRET",
+        "X_ACCESS_TOKEN_SECRET",
+    )
     for line in env_example():
         name, _, value = line.partition("=")
         if name in secrets:

@@ -4,24 +4,37 @@ checked, and a worker that finishes its task when asked to stop."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
+from typing import IO
 
 import pytest
+import redis
 import requests
+from celery import Celery
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
+from config.celery import app as celery_app
 from config.encryption import credential_fernet
+from config.probe import probe, probe_host
 from listening.clients.base import PlatformUnavailable, RequestRejected
 from listening.clients.feeds import FeedClient
-from listening.models import Brand, Platform, Source
-from tests.conftest import _database_url
+from listening.models import Brand, Mention, Platform, Source, TrackedKeyword
+from tests.conftest import REPO_ROOT, SIM_BEARER, _database_url, _wait_for_worker, wait_until
+from tests.test_faults import add_stream, listening_started, search_requests
 
 BRAND_SECRETS = {
     "x_bearer_token": "opsecret-bearer-1a2b3c4d5e",
@@ -248,3 +261,162 @@ def test_https_keeps_the_name_for_sni_and_the_certificate_check(monkeypatch):
     assert host_params["host"] == PUBLIC_ADDRESS
     assert pool_kwargs["server_hostname"] == pool_kwargs["assert_hostname"] == "secure.example"
     assert request.headers["Host"] == "secure.example"
+
+
+# --- graceful shutdown: SIGTERM lets the running task finish ----------------------------------
+
+POLL_TASK = "listening.tasks.poll_keyword"
+
+
+def start_prefork_worker(queue: str, simulator) -> tuple[subprocess.Popen, IO[str], str]:
+    """`celery worker` as production runs it (the prefork pool; one child here), on the test
+    database and the X simulator; returns once it answers a ping."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_QUEUE": queue,
+        "X_API_BASE_URL": simulator.base_url,
+        "X_BEARER_TOKEN": SIM_BEARER,
+        "EARSHOT_DEVELOPMENT": "1",
+    }
+    (REPO_ROOT / "var").mkdir(exist_ok=True)
+    log = open(REPO_ROOT / "var" / "test-graceful-worker.log", "w")  # noqa: SIM115
+    hostname = f"{queue}@localhost"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--hostname", hostname,
+         "--pool", "prefork", "--concurrency", "1", "--queues", queue, "--loglevel", "info",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for_worker(hostname, process, celery_app)
+    except RuntimeError:
+        process.kill()
+        process.wait(timeout=10)
+        log.close()
+        raise
+    return process, log, log.name
+
+
+def unacknowledged_tasks() -> int:
+    """Messages a worker took and has not acknowledged (kombu's Redis transport keeps them in
+    the "unacked" hash until then, and delivers them again if the worker goes away)."""
+    return redis.Redis.from_url(os.environ["REDIS_URL"]).hlen("unacked")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_the_running_task_finish_and_nothing_runs_twice(x_sim, keyword):
+    listening_started(keyword)
+    posts = add_stream(x_sim, 40, "graceful")
+    x_sim.slow_next(4)  # the poll's search is carried out, its answer takes 4 s
+    queue = f"graceful-{uuid.uuid4().hex[:8]}"
+    worker, log, log_path = start_prefork_worker(queue, x_sim)
+    try:
+        Celery("graceful", broker=os.environ["REDIS_URL"]).send_task(
+            POLL_TASK, args=[keyword.pk], queue=queue
+        )
+        wait_until(lambda: len(search_requests(x_sim)) == 2)  # the task is waiting on X
+        assert Mention.objects.count() == 0 and unacknowledged_tasks() == 1
+
+        worker.send_signal(signal.SIGTERM)
+        exit_code = worker.wait(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+        log.close()
+
+    assert exit_code == 0
+    said = Path(log_path).read_text()
+    # Asked to stop while the task ran; the task then finished.
+    assert said.index("worker: Warm shutdown") < said.index("succeeded in")
+    # The task ran to its end: every post stored, once, and its message acknowledged.
+    assert sorted(Mention.objects.values_list("external_id", flat=True)) == sorted(
+        post["id"] for post in posts
+    )
+    assert unacknowledged_tasks() == 0
+    assert redis.Redis.from_url(os.environ["REDIS_URL"]).llen(queue) == 0
+
+    # A worker started on the same queue finds nothing to do again.
+    rerun, rerun_log, _ = start_prefork_worker(queue, x_sim)
+    try:
+        time.sleep(2)
+    finally:
+        rerun.terminate()
+        rerun.wait(timeout=30)
+        rerun_log.close()
+    assert len(search_requests(x_sim)) == 2
+    assert Mention.objects.count() == len(posts)
+
+
+# --- the web container's probe ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served_as(live_server, settings, monkeypatch):
+    """The live server answering only to earshot.example.com, as production would; the probe
+    reads ALLOWED_HOSTS from its environment, as in the container."""
+    settings.ALLOWED_HOSTS = ["earshot.example.com"]
+    monkeypatch.setenv("ALLOWED_HOSTS", "earshot.example.com,localhost")
+    return f"{live_server.url}/healthz"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_probe_is_healthy_when_the_web_reaches_its_services(served_as):
+    healthy, said = probe(served_as)
+    assert healthy, said
+    assert said.endswith("answered 200: ok")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_polling_stall_alone_leaves_the_container_healthy(served_as, keyword):
+    TrackedKeyword.objects.filter(pk=keyword.pk).update(
+        created_at=timezone.now() - timedelta(hours=2)
+    )
+    answer = requests.get(served_as, headers={"Host": "earshot.example.com"}, timeout=10)
+    assert (answer.status_code, answer.json()["failing"]) == (503, ["polling"])
+
+    healthy, said = probe(served_as)
+
+    assert healthy, said
+    assert said.endswith("answered 503: failing")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_probe_fails_when_redis_is_unreachable(served_as, settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    healthy, said = probe(served_as)
+
+    assert not healthy
+    assert said.endswith("answered 503: failing redis")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_probe_names_an_allowed_host(served_as, monkeypatch):
+    monkeypatch.setenv("ALLOWED_HOSTS", "elsewhere.example")  # Django refuses this Host
+
+    healthy, said = probe(served_as)
+
+    assert not healthy
+    assert "answered 400, not the health report" in said
+
+
+def test_the_probe_fails_when_nothing_answers():
+    healthy, said = probe(f"http://127.0.0.1:{free_port()}/healthz")
+    assert not healthy and said.startswith("no answer from")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host"),
+    [("", "localhost"), ("*", "localhost"), (".example.com,x", "example.com"), ("a.b", "a.b")],
+)
+def test_the_probe_asks_as_the_first_allowed_host(monkeypatch, allowed, host):
+    monkeypatch.setenv("ALLOWED_HOSTS", allowed)
+    assert probe_host() == host
