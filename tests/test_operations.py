@@ -19,10 +19,12 @@ from io import StringIO
 from pathlib import Path
 from typing import IO
 
+import psycopg2
 import pytest
 import redis
 import requests
 from celery import Celery
+from cryptography.fernet import InvalidToken
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -129,6 +131,45 @@ def test_pg_dump_holds_no_plaintext_secret(tmp_path: Path):
     assert "COPY public.listening_brand" in text  # the dump did reach the table
     assert text.count("gAAAAA") >= len(SECRETS)
     assert [secret for secret in SECRETS if secret in text] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_custom_format_dump_restores_and_its_credentials_open_only_with_the_keys(
+    tmp_path: Path, settings
+):
+    """README's backup and restore: pg_dump -Fc, pg_restore into an empty database."""
+    brand, source = brand_with_secrets()
+    database_url = _database_url(connection.settings_dict)
+    dump = tmp_path / "earshot.dump"
+    subprocess.run(["pg_dump", "-Fc", "--file", str(dump), database_url], check=True, timeout=120)
+    restored = f"{connection.settings_dict['NAME']}_restored_{uuid.uuid4().hex[:6]}"
+    restored_url = database_url.rsplit("/", 1)[0] + "/" + restored
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{restored}"')
+    try:
+        subprocess.run(
+            ["pg_restore", "--no-owner", "--dbname", restored_url, str(dump)],
+            check=True, timeout=120,
+        )  # fmt: skip
+        with psycopg2.connect(restored_url) as restored_db, restored_db.cursor() as cursor:
+            cursor.execute("SELECT x_bearer_token FROM listening_brand WHERE id = %s", [brand.pk])
+            (token,) = cursor.fetchone()
+            cursor.execute("SELECT credentials FROM listening_source WHERE id = %s", [source.pk])
+            (credentials,) = cursor.fetchone()
+        restored_db.close()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
+
+    assert credential_fernet().decrypt(token.encode()).decode() == BRAND_SECRETS["x_bearer_token"]
+    assert {
+        key: credential_fernet().decrypt(value.encode()).decode()
+        for key, value in credentials.items()
+    } == SOURCE_SECRETS
+    # Restored under other keys (FIELD_ENCRYPTION_KEYS not kept), the credentials stay shut.
+    settings.SALT_KEY = ["a-key-that-was-never-used"]
+    with pytest.raises(InvalidToken):
+        credential_fernet().decrypt(token.encode())
 
 
 # --- feeds: the connection goes to the address that was checked -------------------------------
