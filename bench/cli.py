@@ -6,7 +6,14 @@
 - scheduler: 200 keywords sharing one X app's search budget (bench/scheduler.py);
 - drafts: drafts per second and their sameness beside real brand replies (bench/drafts.py);
 - dashboard: the report page and `report --json` at 1M mentions and 300k replies
-  (bench/dashboard.py).
+  (bench/dashboard.py);
+- latency: a post on X to the queue's live check, through gunicorn, worker and beat as
+  real processes (bench/latency.py);
+- worker_memory: a real Celery worker's resident memory after ingesting 100k mentions
+  (bench/worker_memory.py).
+
+The 50-agent load test is `make load` (bench/load.py), not one of these: it runs for minutes
+against a server it starts, and writes bench/load_results.json.
 
 All of them run in one database created for the run and dropped after it.
 """
@@ -14,6 +21,7 @@ All of them run in one database created for the run and dropped after it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -30,7 +38,16 @@ from bench.throwaway import throwaway_database
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 # In this order whatever order --only names them: ingest starts from the empty database.
-BENCHMARKS = ("ingest", "queue", "claim", "scheduler", "drafts", "dashboard")
+BENCHMARKS = (
+    "ingest",
+    "queue",
+    "claim",
+    "scheduler",
+    "drafts",
+    "dashboard",
+    "latency",
+    "worker_memory",
+)
 CLAIM_CLIENT_KINDS = ("threads", "processes")
 
 
@@ -90,6 +107,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=CLAIM_CLIENT_KINDS[0],
         help="claim: the 50 clients are threads (default) or forked processes",
     )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        metavar="N",
+        help="latency: posts to time (default 20; --quick: 3)",
+    )
+    parser.add_argument(
+        "--worker-mentions",
+        type=int,
+        metavar="N",
+        help="worker_memory: mentions the worker ingests (default 100,000; --quick: 10,000)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS_PATH,
+        metavar="PATH",
+        help="where to write the results as JSON (default bench/results.json)",
+    )
     args = parser.parse_args(argv)
     if args.mentions is None:
         args.mentions = ingest.QUICK_MENTIONS if args.quick else ingest.DEFAULT_MENTIONS
@@ -128,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     figures, notes = _figures_and_notes(sections)
     results = summarise(args, sections, figures, notes, machine_info(postgresql=postgresql))
     print(report(results, figures))
-    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
-    _progress(f"wrote {RESULTS_PATH.relative_to(REPO_ROOT)}")
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    _progress(f"wrote {args.output}")
     return 0
 
 
@@ -165,6 +201,26 @@ def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, 
         from bench import dashboard
 
         sections["dashboard"] = dashboard.run(quick=args.quick, seed=args.seed, progress=_progress)
+    if "latency" in args.only:
+        from bench import latency
+
+        sections["latency"] = latency.run(
+            quick=args.quick,
+            seed=args.seed,
+            database_url=database_url,
+            samples=args.samples,
+            progress=_progress,
+        )
+    if "worker_memory" in args.only:
+        from bench import worker_memory
+
+        sections["worker_memory"] = worker_memory.run(
+            quick=args.quick,
+            seed=args.seed,
+            database_url=database_url,
+            mentions=args.worker_mentions,
+            progress=_progress,
+        )
     return sections
 
 
@@ -192,6 +248,11 @@ def _figures_and_notes(sections: dict[str, dict[str, Any]]) -> tuple[list[Figure
 
         figures += dashboard.figures(sections["dashboard"])
         notes += dashboard.notes(sections["dashboard"])
+    for name in ("latency", "worker_memory"):
+        if name in sections:
+            module = importlib.import_module(f"bench.{name}")
+            figures += module.figures(sections[name])
+            notes += module.notes(sections[name])
     return figures, notes
 
 
