@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
+    "auditlog",
     "listening",
     "responses",
 ]
@@ -91,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: the audit log records the signed-in user as each change's actor.
+    "config.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -256,6 +259,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "listening.tasks.remove_expired_mentions",
         "schedule": crontab(minute="0", hour="4"),
     },
+    # Audit entries older than AUDIT_RETENTION_DAYS go, daily at 03:30 UTC.
+    "delete-expired-audit-entries": {
+        "task": "responses.tasks.delete_expired_audit_entries",
+        "schedule": crontab(minute="30", hour="3"),
+    },
+    # Closed mentions older than MENTION_RETENTION_DAYS go, their counts kept; daily 04:00 UTC.
+    "remove-expired-mentions": {
+        "task": "listening.tasks.remove_expired_mentions",
+        "schedule": crontab(minute="0", hour="4"),
+    },
     # Last week's digest, Mondays at 07:00 UTC (`manage.py send_digest` sends it by hand).
     "send-weekly-digest": {
         "task": "responses.tasks.send_weekly_digest",
@@ -301,6 +314,40 @@ SLA_NEGATIVE_MINUTES = envint("SLA_NEGATIVE_MINUTES", "30")
 SLA_DEFAULT_MINUTES = envint("SLA_DEFAULT_MINUTES", "240")
 # Seconds a sent reply waits before it leaves, so the agent can still undo it.
 REPLY_UNDO_SECONDS = envint("REPLY_UNDO_SECONDS", "10")
+
+# --- Audit log (django-auditlog; /audit/) --------------------------------------------------
+# Entries older than this many days are deleted by beat every night; 0 keeps them forever.
+AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", "365")
+if AUDIT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"AUDIT_RETENTION_DAYS is {AUDIT_RETENTION_DAYS}: it must be 0 (keep forever) or more."
+    )
+# Changes to these are recorded with who made them (the claims, sends and approvals of the
+# desk are recorded by their services, responses/services/audit.py). Secrets are masked:
+# config.audit.hide_secret records that a credential changed, never its value. Fields that
+# only Earshot itself writes (a user's last login, password hash) are left out.
+_SECRET = "config.audit.hide_secret"
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "listening.trackedkeyword"},
+    {"model": "listening.source", "mask_fields": ["credentials"], "mask_callable": _SECRET},
+    {
+        "model": "listening.brand",
+        "mask_fields": [
+            "x_bearer_token",
+            "x_consumer_key",
+            "x_consumer_secret",
+            "x_access_token",
+            "x_access_token_secret",
+        ],
+        "mask_callable": _SECRET,
+    },
+    {"model": "listening.team", "m2m_fields": {"members"}},
+    {
+        "model": "auth.user",
+        "exclude_fields": ["password", "last_login"],
+        "m2m_fields": {"groups"},
+    },
+)
 
 # --- Reports ----------------------------------------------------------------------------
 # The team's business hours, for the report's business-time figures; the report's days and

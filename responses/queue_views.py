@@ -55,7 +55,7 @@ def bulk_action_view(request: HtmxHttpRequest) -> HttpResponse:
         if not has_role(request.user, SUPERVISOR):
             raise PermissionDenied("Assigning mentions needs the supervisor role.")
         assignee = form.cleaned_data["assignee"]
-        done = mentions_assign_many(mention_ids=ids, assignee=assignee)
+        done = mentions_assign_many(mention_ids=ids, assignee=assignee, assigned_by=request.user)
         verb = f"assigned to {assignee.get_username()}"
     else:
         done = mentions_close_many(

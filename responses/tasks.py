@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from listening.clients.base import PlatformUnavailable, RateLimited
 from responses.services.alerts import alert_deliveries_due, alert_delivery_send, alerts_detect
+from responses.services.audit import audit_entries_delete_expired
 from responses.services.claims import claims_release_expired
 from responses.services.digest import DigestHasNoRecipients, digest_create, last_week
 from responses.services.native_replies import account_cursors_claim_due, account_posts_read
@@ -22,6 +23,15 @@ logger = logging.getLogger(__name__)
 def release_expired_claims() -> int:
     """Beat runs this every 30 s: lapsed claims go back to the queue."""
     return claims_release_expired()
+
+
+@shared_task
+def delete_expired_audit_entries() -> int:
+    """Beat runs this nightly: audit entries older than AUDIT_RETENTION_DAYS go."""
+    deleted = audit_entries_delete_expired()
+    if deleted:
+        logger.info("Deleted %s audit entries past the retention period", deleted)
+    return deleted
 
 
 @shared_task(

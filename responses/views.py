@@ -269,7 +269,9 @@ def mention_assign_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespon
     form = AssignForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose someone on the team to assign it to.")
-    elif mention_assign(mention_id=mention_id, assignee=form.cleaned_data["assignee"]):
+    elif mention_assign(
+        mention_id=mention_id, assignee=form.cleaned_data["assignee"], assigned_by=request.user
+    ):
         messages.success(request, f"Assigned to {form.cleaned_data['assignee'].get_username()}.")
     else:
         messages.warning(request, "This mention is closed: there is nothing to assign.")

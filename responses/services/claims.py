@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from listening.models import OPEN_STATUSES, UNCLAIMED_STATUSES, Mention, MentionStatus
 from responses.selectors import mentions_visible_to
+from responses.services.audit import (
+    AuditEvent,
+    AuditEventRecord,
+    AuditTarget,
+    audit_record,
+    audit_record_many,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +51,22 @@ def claimable(now: datetime) -> Q:
 def mention_claim(*, mention_id: int, agent: AbstractBaseUser) -> ClaimResult:
     """Claim a mention nobody holds (or whose lease lapsed) for `agent`.
 
-    Claiming your own claim again wins and renews the lease.
+    Claiming your own claim again wins and renews the lease (a renewal is not audited: the
+    claim it extends was).
     """
     now = timezone.now()
-    updated = (
-        Mention.objects.filter(claimable(now), pk=mention_id).update(
-            status=MentionStatus.CLAIMED,
-            claimed_by=agent,
-            claimed_at=now,
-            claim_expires_at=lease_end(now),
+    with transaction.atomic():
+        updated = (
+            Mention.objects.filter(claimable(now), pk=mention_id).update(
+                status=MentionStatus.CLAIMED,
+                claimed_by=agent,
+                claimed_at=now,
+                claim_expires_at=lease_end(now),
+            )
+            == 1
         )
-        == 1
-    )
+        if updated:
+            audit_record(event=AuditEvent.CLAIM, actor=agent, mention_id=mention_id, now=now)
     won = updated or claim_renew(mention_id=mention_id, agent=agent)
     mention = Mention.objects.select_related("claimed_by", "author").get(pk=mention_id)
     holder = mention.claimed_by.get_username() if mention.status == MentionStatus.CLAIMED else None
@@ -91,21 +104,72 @@ def mention_claim_next(*, agent: AbstractBaseUser) -> Mention | None:
                 [MentionStatus.CLAIMED, agent.pk, now, lease_end(now), *select_params],
             )
         )
+        if claimed:
+            audit_record(
+                event=AuditEvent.CLAIM_NEXT, actor=agent, mention_id=claimed[0].pk, now=now
+            )
     return claimed[0] if claimed else None
 
 
-def mention_assign(*, mention_id: int, assignee: AbstractBaseUser) -> bool:
-    """A supervisor gives an open mention to `assignee`, whoever held it. True if assigned."""
+def _update_returning_holders(
+    mentions: QuerySet[Mention], **assignments: Any
+) -> list[tuple[int, str | None]]:
+    """UPDATE `mentions` with `assignments`, in one statement; each updated mention's id and
+    the username of whoever held it before (None: nobody), for the audit log.
+
+    Django's update() returns only a count, and RETURNING sees the new row: the previous
+    holder comes from the locked rows of a subquery (FOR UPDATE: a concurrent change is
+    waited for, then the row is read again) joined in the UPDATE's FROM. Call it inside a
+    transaction.
+    """
+    before_sql, before_params = (
+        mentions.select_for_update(of=("self",)).values("id", "claimed_by_id").query
+    ).sql_with_params()
+    columns = [Mention._meta.get_field(name).column for name in assignments]
+    table = connection.ops.quote_name(Mention._meta.db_table)
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    set_sql = ", ".join(f"{connection.ops.quote_name(column)} = %s" for column in columns)
+    values = [getattr(value, "pk", value) for value in assignments.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {set_sql} "
+            f"FROM ({before_sql}) AS before LEFT JOIN {users} AS holder "
+            "ON holder.id = before.claimed_by_id "
+            f"WHERE {table}.id = before.id RETURNING {table}.id, holder.username",
+            [*values, *before_params],
+        )
+        return list(cursor.fetchall())
+
+
+def mention_assign(
+    *,
+    mention_id: int,
+    assignee: AbstractBaseUser,
+    assigned_by: AbstractBaseUser | None = None,
+) -> bool:
+    """A supervisor (`assigned_by`) gives an open mention to `assignee`, whoever held it.
+
+    True if assigned; the audit log records who assigned it to whom, and who held it.
+    """
     now = timezone.now()
-    return (
-        Mention.objects.filter(pk=mention_id, status__in=OPEN_STATUSES).update(
+    with transaction.atomic():
+        assigned = _update_returning_holders(
+            Mention.objects.filter(pk=mention_id, status__in=OPEN_STATUSES),
             status=MentionStatus.CLAIMED,
             claimed_by=assignee,
             claimed_at=now,
             claim_expires_at=lease_end(now),
         )
-        == 1
-    )
+        if not assigned:
+            return False
+        audit_record(
+            event=AuditEvent.ASSIGN,
+            actor=assigned_by,
+            mention_id=mention_id,
+            details={"assignee": assignee.get_username(), "previous_holder": assigned[0][1]},
+            now=now,
+        )
+    return True
 
 
 def claim_renew(*, mention_id: int, agent: AbstractBaseUser) -> bool:
@@ -121,30 +185,53 @@ def claim_renew(*, mention_id: int, agent: AbstractBaseUser) -> bool:
 
 def mention_release(*, mention_id: int, agent: AbstractBaseUser) -> bool:
     """Give a claimed mention back to the queue. Only its holder can; True if released."""
-    return (
-        Mention.objects.filter(
-            pk=mention_id, status=MentionStatus.CLAIMED, claimed_by=agent
-        ).update(
+    now = timezone.now()
+    with transaction.atomic():
+        released = (
+            Mention.objects.filter(
+                pk=mention_id, status=MentionStatus.CLAIMED, claimed_by=agent
+            ).update(
+                status=MentionStatus.NEW,
+                claimed_by=None,
+                claimed_at=None,
+                claim_expires_at=None,
+                released_at=now,
+            )
+            == 1
+        )
+        if released:
+            audit_record(event=AuditEvent.RELEASE, actor=agent, mention_id=mention_id, now=now)
+    return released
+
+
+def claims_release_expired(*, now: datetime | None = None) -> int:
+    """Return every lapsed claim to the queue; the number released. Safe to run twice.
+
+    One audit entry per lapsed claim, naming whose it was, all in one INSERT.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        lapsed = _update_returning_holders(
+            Mention.objects.filter(status=MentionStatus.CLAIMED, claim_expires_at__lte=now),
             status=MentionStatus.NEW,
             claimed_by=None,
             claimed_at=None,
             claim_expires_at=None,
-            released_at=timezone.now(),
+            released_at=now,
         )
-        == 1
-    )
-
-
-def claims_release_expired(*, now: datetime | None = None) -> int:
-    """Return every lapsed claim to the queue; the number released. Safe to run twice."""
-    now = now or timezone.now()
-    return Mention.objects.filter(status=MentionStatus.CLAIMED, claim_expires_at__lte=now).update(
-        status=MentionStatus.NEW,
-        claimed_by=None,
-        claimed_at=None,
-        claim_expires_at=None,
-        released_at=now,
-    )
+        audit_record_many(
+            (
+                AuditEventRecord(
+                    event=AuditEvent.CLAIM_LAPSED,
+                    target=AuditTarget(mention_id=mention_id),
+                    actor=None,
+                    details={"previous_holder": holder},
+                )
+                for mention_id, holder in lapsed
+            ),
+            now=now,
+        )
+    return len(lapsed)
 
 
 # What closing a mention can mean, and from which statuses each is allowed besides the open
@@ -165,16 +252,26 @@ def mention_close(*, mention_id: int, agent: AbstractBaseUser, outcome: str) -> 
     now = timezone.now()
     allowed = claimable(now) | Q(status=MentionStatus.CLAIMED, claimed_by=agent)
     allowed |= Q(status__in=CLOSING[outcome])
-    return (
-        Mention.objects.filter(allowed, pk=mention_id).update(
-            status=outcome,
-            claimed_by=agent,
-            claimed_at=now,
-            claim_expires_at=None,
-            resolved_at=now if outcome == MentionStatus.RESOLVED else None,
+    with transaction.atomic():
+        closed = (
+            Mention.objects.filter(allowed, pk=mention_id).update(
+                status=outcome,
+                claimed_by=agent,
+                claimed_at=now,
+                claim_expires_at=None,
+                resolved_at=now if outcome == MentionStatus.RESOLVED else None,
+            )
+            == 1
         )
-        == 1
-    )
+        if closed:
+            audit_record(
+                event=AuditEvent.CLOSE,
+                actor=agent,
+                mention_id=mention_id,
+                details={"outcome": str(outcome)},
+                now=now,
+            )
+    return closed
 
 
 def mentions_close_many(*, mention_ids: list[int], agent: AbstractBaseUser, outcome: str) -> int:
@@ -182,6 +279,14 @@ def mentions_close_many(*, mention_ids: list[int], agent: AbstractBaseUser, outc
     return sum(mention_close(mention_id=pk, agent=agent, outcome=outcome) for pk in mention_ids)
 
 
-def mentions_assign_many(*, mention_ids: list[int], assignee: AbstractBaseUser) -> int:
+def mentions_assign_many(
+    *,
+    mention_ids: list[int],
+    assignee: AbstractBaseUser,
+    assigned_by: AbstractBaseUser | None = None,
+) -> int:
     """Assign each open mention to `assignee`; how many were assigned."""
-    return sum(mention_assign(mention_id=pk, assignee=assignee) for pk in mention_ids)
+    return sum(
+        mention_assign(mention_id=pk, assignee=assignee, assigned_by=assigned_by)
+        for pk in mention_ids
+    )

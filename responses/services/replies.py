@@ -25,6 +25,7 @@ from listening.clients.base import (
 from listening.clients.registry import client_for_mention
 from listening.models import OPEN_STATUSES, Brand, Mention, MentionStatus
 from responses.models import Playbook, Reply, ReplyOrigin, ReplyStatus
+from responses.services.audit import AuditEvent, audit_record
 from responses.services.claims import claimable, lease_end
 from responses.services.form_letters import SimilarReply, form_letter_check
 from responses.services.tone import ToneWarning, tone_check
@@ -164,6 +165,7 @@ def reply_submit(
                 ", ".join(warning.code for warning in warnings),
                 override_reason,
             )
+        _audit_submitted(reply, warnings_overridden=bool(warnings), now=now)
         mention.status = MentionStatus.REPLYING
         mention.claimed_by = agent
         mention.claimed_at = mention.claimed_at or now
@@ -178,6 +180,27 @@ def reply_submit(
             # Leaves once the undo window has passed (the task checks send_after again).
             send_reply.apply_async_on_commit((reply.pk,), countdown=settings.REPLY_UNDO_SECONDS)
     return reply
+
+
+def _audit_submitted(reply: Reply, *, warnings_overridden: bool, now: datetime) -> None:
+    """One entry for a submitted reply: sent past the tone guard (its warnings and the
+    reason), else sent, else waiting for approval."""
+    waits = reply.status == ReplyStatus.AWAITING_APPROVAL
+    if warnings_overridden:
+        event = AuditEvent.TONE_OVERRIDE
+    else:
+        event = AuditEvent.REPLY_FOR_APPROVAL if waits else AuditEvent.REPLY_SEND
+    details: dict[str, object] = {"status": reply.status, "dm_invite": reply.is_dm_invite}
+    if warnings_overridden:
+        details |= {"warnings": reply.warnings_overridden, "reason": reply.override_reason}
+    audit_record(
+        event=event,
+        actor=reply.agent,
+        mention_id=reply.mention_id,
+        reply_id=reply.pk,
+        details=details,
+        now=now,
+    )
 
 
 def reply_needs_approval(*, brand: Brand, agent: AbstractBaseUser) -> bool:
@@ -200,6 +223,7 @@ def reply_approve(*, reply_id: int, reviewer: AbstractBaseUser, text: str = "") 
                 f"{reply.mention.reply_max_length} characters; this reply has {len(text)}."
             )
         now = timezone.now()
+        edited = text != reply.text
         reply.text = text
         reply.status = ReplyStatus.QUEUED
         reply.reviewed_by, reply.reviewed_at = reviewer, now
@@ -215,6 +239,14 @@ def reply_approve(*, reply_id: int, reviewer: AbstractBaseUser, text: str = "") 
             ]
         )
         logger.info("%s approved reply %s", reviewer.get_username(), reply.pk)
+        audit_record(
+            event=AuditEvent.REPLY_APPROVE,
+            actor=reviewer,
+            mention_id=reply.mention_id,
+            reply_id=reply.pk,
+            details={"author": reply.agent.get_username(), "edited": edited},
+            now=now,
+        )
         send_reply.apply_async_on_commit((reply.pk,), countdown=settings.REPLY_UNDO_SECONDS)
     return reply
 
@@ -242,13 +274,21 @@ def reply_return(*, reply_id: int, reviewer: AbstractBaseUser, note: str) -> Rep
             taken_private_at=None,
             taken_private_by=None,
         )
+        audit_record(
+            event=AuditEvent.REPLY_SEND_BACK,
+            actor=reviewer,
+            mention_id=reply.mention_id,
+            reply_id=reply.pk,
+            details={"author": reply.agent.get_username(), "note": note},
+            now=now,
+        )
     return reply
 
 
 def _waiting_reply(reply_id: int) -> Reply:
     reply = (
         Reply.objects.select_for_update(of=("self",))
-        .select_related("mention")
+        .select_related("mention", "agent")
         .filter(pk=reply_id)
         .first()
     )
@@ -278,7 +318,7 @@ def reply_mark_handled(*, mention_id: int, agent: AbstractBaseUser) -> Reply | N
         ).update(status=MentionStatus.REPLIED, claimed_by=agent, claim_expires_at=None)
         if not marked:
             return None
-        return Reply.objects.create(
+        reply = Reply.objects.create(
             mention_id=mention_id,
             agent=agent,
             origin=ReplyOrigin.MARKED,
@@ -286,6 +326,14 @@ def reply_mark_handled(*, mention_id: int, agent: AbstractBaseUser) -> Reply | N
             status=ReplyStatus.SENT,
             posted_at=now,
         )
+        audit_record(
+            event=AuditEvent.MARK_HANDLED,
+            actor=agent,
+            mention_id=mention_id,
+            reply_id=reply.pk,
+            now=now,
+        )
+    return reply
 
 
 def reply_wait(*, reply_id: int) -> timedelta:
@@ -316,6 +364,13 @@ def reply_undo(*, reply_id: int, agent: AbstractBaseUser) -> Reply | None:
         reply = Reply.objects.get(pk=reply_id)
         Mention.objects.filter(pk=reply.mention_id, status=MentionStatus.REPLYING).update(
             status=MentionStatus.CLAIMED, claimed_by=agent, claim_expires_at=lease_end(now)
+        )
+        audit_record(
+            event=AuditEvent.REPLY_UNDO,
+            actor=agent,
+            mention_id=reply.mention_id,
+            reply_id=reply.pk,
+            now=now,
         )
     return reply
 
