@@ -264,11 +264,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "responses.tasks.delete_expired_audit_entries",
         "schedule": crontab(minute="30", hour="3"),
     },
-    # Closed mentions older than MENTION_RETENTION_DAYS go, their counts kept; daily 04:00 UTC.
-    "remove-expired-mentions": {
-        "task": "listening.tasks.remove_expired_mentions",
-        "schedule": crontab(minute="0", hour="4"),
-    },
     # Last week's digest, Mondays at 07:00 UTC (`manage.py send_digest` sends it by hand).
     "send-weekly-digest": {
         "task": "responses.tasks.send_weekly_digest",
