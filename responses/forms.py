@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
+from django.forms.utils import pretty_name
 from django.utils import timezone
 
 from config.roles import ROLES
@@ -24,26 +25,27 @@ def team_members():
     )
 
 
+class FilterSelect(NamedTuple):
+    name: str
+    label: str
+    options: list[tuple[str, str, bool]]  # value, label, chosen
+
+
 class QueueFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Open"), *MentionStatus.choices])
     sentiment = forms.ChoiceField(
         required=False, choices=[("", "Any sentiment"), *SentimentLabel.choices]
     )
-    keyword = forms.ModelChoiceField(
-        required=False,
-        queryset=TrackedKeyword.objects.select_related("brand").order_by("brand__name", "query"),
-        empty_label="Any keyword",
-    )
+    # The keyword's id. Its choices are read as plain values in __init__: a model choice
+    # field would build a model per keyword and read them through a server-side cursor.
+    keyword = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     order = forms.ChoiceField(
         required=False,
         label="Sort",
         choices=[("", "Most urgent first"), ("newest", "Newest first"), ("oldest", "Oldest first")],
     )
-    team = forms.ModelChoiceField(
-        required=False,
-        queryset=Team.objects.select_related("brand"),
-        empty_label="Every team",
-    )
+    # Offered to supervisors and admins only, who see every team (see __init__).
+    team = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     unclaimed = forms.BooleanField(required=False, label="Unclaimed only")
     min_followers = forms.IntegerField(
         required=False,
@@ -62,12 +64,48 @@ class QueueFilterForm(forms.Form):
         "unclaimed",
         "min_followers",
     )
+    CHOICE_FIELDS = ("status", "sentiment", "keyword", "team", "order")
 
     def __init__(self, *args: Any, by_team: bool = False, **kwargs: Any) -> None:
-        """`by_team`: offer the team filter (supervisors and admins, who see every team)."""
+        """`by_team`: offer the team filter (supervisors and admins, who see every team).
+
+        Keywords and teams are read as plain values: a model choice field would build a
+        model for each and read them through a server-side cursor, on every queue load.
+        """
         super().__init__(*args, **kwargs)
-        if not by_team:
+        keywords = TrackedKeyword.objects.order_by("brand__name", "query").values_list(
+            "pk", "brand__name", "query"
+        )
+        self.fields["keyword"].choices = [
+            ("", "Any keyword"),
+            *((pk, f"{brand}: {query}") for pk, brand, query in keywords),
+        ]
+        if by_team:
+            teams = Team.objects.order_by("brand__name", "name").values_list(
+                "pk", "brand__name", "name"
+            )
+            self.fields["team"].choices = [
+                ("", "Every team"),
+                *((pk, f"{brand}: {name}") for pk, brand, name in teams),
+            ]
+        else:
             del self.fields["team"]
+
+    def choice_fields(self) -> list[FilterSelect]:
+        """The select filters with their options, each option marked if it is chosen."""
+        selects = []
+        for name in self.CHOICE_FIELDS:
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            chosen = str(self.data.get(name, ""))
+            options = [(str(value), label, str(value) == chosen) for value, label in field.choices]
+            selects.append(FilterSelect(name, field.label or pretty_name(name), options))
+        return selects
+
+    def unclaimed_checked(self) -> bool:
+        # As the checkbox widget reads it ("false" unticks it, any other value ticks it).
+        return self.fields["unclaimed"].widget.value_from_datadict(self.data, {}, "unclaimed")
 
     def saved_filters(self) -> dict[str, str]:
         """The non-empty filters as query parameters, for a saved view."""

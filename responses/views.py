@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NamedTuple
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.humanize.templatetags.humanize import intcomma, naturaltime
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -25,6 +21,7 @@ from responses.forms import (
 )
 from responses.models import Reply, ReplyStatus, SavedView
 from responses.presence import presence_beat, presence_leave, presence_others
+from responses.queue_rows import mention_url_prefix, queue_row, queue_rows
 from responses.selectors import (
     QUEUE_PAGE_SIZE,
     conversation_thread,
@@ -64,13 +61,12 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     # Supervisors and admins see every team's mentions and may look at one team's queue.
     form = QueueFilterForm(request.GET or None, by_team=can_assign)
     filters = form.cleaned_data if form.is_valid() else {}
-    keyword, team = filters.get("keyword"), filters.get("team")
     mentions = queue_mentions(
         viewer=request.user,
-        team_id=team.pk if team else None,
+        team_id=filters.get("team"),
         status=filters.get("status", ""),
         sentiment=filters.get("sentiment", ""),
-        keyword_id=keyword.pk if keyword else None,
+        keyword_id=filters.get("keyword"),
         order=filters.get("order", ""),
         unclaimed_only=filters.get("unclaimed", False),
         min_followers=filters.get("min_followers"),
@@ -82,7 +78,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     mentions = list(mentions)
     poll_params = request.GET.copy()
     poll_params["since"] = queue_state(mentions, now=now)  # of the rows loaded: no query
-    rows = _queue_rows(mentions, now=now)
+    rows = queue_rows(mentions, now=now, viewer_id=request.user.pk)
     context = {
         "rows": rows,
         "form": form,
@@ -98,44 +94,6 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "queue-rows":
         template += "#queue-rows"
     return render(request, template, context)
-
-
-class QueueRow(NamedTuple):
-    """A queue row: its mention, and the values the row shows, formatted once in Python.
-
-    `{% for %}` in templates/responses/queue.html unpacks the fields in this order. Each value
-    is what a template filter would give, by the same function: the claim view swaps a row in
-    from a bare Mention, formatted there by those filters, and it must look the same.
-    """
-
-    mention: Mention
-    why: str
-    mention_id: str
-    mention_url: str
-    followers: str
-    compound: str
-    posted_iso: str
-    posted_ago: str
-
-
-def _queue_rows(mentions: list[Mention], *, now: datetime) -> list[QueueRow]:
-    # A mention's URL is this prefix, its id and a slash (tests/responses/test_queue.py holds
-    # that): one reverse() a page instead of one a row.
-    url_prefix = reverse("responses:mention", args=[0]).removesuffix("0/")
-    return [
-        QueueRow(
-            mention=mention,
-            why=priority_explained(mention, now=now),
-            mention_id=str(mention.pk),
-            mention_url=f"{url_prefix}{mention.pk}/",
-            followers=intcomma(mention.author.followers_count),
-            compound=floatformat(mention.sentiment_compound, 2),
-            # What the `date:"c"` filter gives: ISO 8601 in the current time zone.
-            posted_iso=timezone.localtime(mention.posted_at).isoformat(),
-            posted_ago=naturaltime(mention.posted_at),
-        )
-        for mention in mentions
-    ]
 
 
 @require_POST
@@ -250,14 +208,16 @@ def mention_claim_view(request: HtmxHttpRequest, mention_id: int) -> HttpRespons
         else:
             messages.warning(request, "This mention is no longer open.")
     if request.htmx:
+        row = queue_row(
+            result.mention,
+            now=timezone.now(),
+            viewer_id=request.user.pk,
+            url_prefix=mention_url_prefix(),
+        )
         return render(
             request,
-            "responses/queue.html#queue-row",
-            {
-                "mention": result.mention,
-                "why": priority_explained(result.mention, now=timezone.now()),
-                "claim_lost": not result.won,
-            },
+            "responses/queue.html#mention-row",
+            {**row._asdict(), "claim_lost": not result.won},
         )
     return redirect("responses:mention", mention_id=mention_id)
 

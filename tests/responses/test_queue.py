@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from listening.models import Mention
 from listening.services.keywords import keyword_create
-from responses.selectors import priority_explained
+from responses.queue_rows import mention_url_prefix, queue_row, time_ago
 from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
@@ -178,8 +178,8 @@ def _row(html: str, mention: Mention) -> str:
 def test_the_row_the_claim_view_swaps_in_is_the_row_the_queue_shows(
     client, rf, agent, other_agent, brand
 ):
-    # The queue formats its rows' values in Python; the claim view's one row has the
-    # template's filters format them. Every state of a row, and values each filter changes.
+    # The queue page loops over its rows; the claim view renders one row from a dict of the
+    # same values. Every state of a row, and values the formatting changes.
     now = datetime.now(UTC)
     beans = keyword_create(brand=brand, query="beans", poll_interval_seconds=60)
     # Whole minutes and a half: the "waiting" minute cannot turn between the two renders.
@@ -223,18 +223,27 @@ def test_the_row_the_claim_view_swaps_in_is_the_row_the_queue_shows(
     request = rf.get(reverse("responses:queue"))
     request.user = agent
 
-    for mention in Mention.objects.filter(
+    for mention in Mention.objects.select_related("author", "keyword", "claimed_by").filter(
         pk__in=[new.pk, mine.pk, theirs.pk, lapsed.pk, replied.pk]
     ):
+        row = queue_row(
+            mention, now=timezone.now(), viewer_id=agent.pk, url_prefix=mention_url_prefix()
+        )
         swapped = render_to_string(
-            "responses/queue.html#queue-row",
-            {"mention": mention, "why": priority_explained(mention, now=timezone.now())},
-            request=request,
+            "responses/queue.html#mention-row", row._asdict(), request=request
         )
         assert _row(swapped, mention) == _row(queue, mention)
     assert "1,234,567 followers" in queue and "↻ 3" in queue and "Reddit" in queue
-    assert "1\xa0month, 1\xa0week ago" in _row(queue, new)
+    assert "<strong>Ann &amp; Co</strong>" in _row(queue, new)
+    assert "awful &lt;and&gt; I am furious" in _row(queue, new)
+    assert ">40 days ago</time>" in _row(queue, new)
     assert f'data-url="{reverse("responses:mention", args=[new.pk])}"' in queue
+    assert "Claimed by you" in _row(queue, mine) and "Claim</button>" not in _row(queue, mine)
+    assert f"Claimed by {other_agent.username}" in _row(queue, theirs)
+    assert "Claim</button>" not in _row(queue, theirs)
+    assert "Claim lapsed" in _row(queue, lapsed) and "Claim</button>" in _row(queue, lapsed)
+    assert ">Replied</span>" in _row(queue, replied)
+    assert "Claim</button>" not in _row(queue, replied)
 
 
 def test_claiming_posts_the_pages_one_csrf_token(agent, brand):
@@ -261,3 +270,23 @@ def test_claiming_posts_the_pages_one_csrf_token(agent, brand):
     assert response.status_code == 200 and "Claimed by you" in response.content.decode()
     assert client.post(reverse("responses:claim", args=[mentions[2].pk])).status_code == 403
     assert [m.claimed_by for m in Mention.objects.order_by("pk")] == [agent, agent, None]
+
+
+@pytest.mark.parametrize(
+    ("ago", "text"),
+    [
+        (timedelta(seconds=59), "just now"),
+        (timedelta(minutes=1), "1 min ago"),
+        (timedelta(minutes=59, seconds=59), "59 min ago"),
+        (timedelta(hours=1), "1 h ago"),
+        (timedelta(hours=23, minutes=59), "23 h ago"),
+        (timedelta(days=1), "1 day ago"),
+        (timedelta(days=59), "59 days ago"),
+        (timedelta(days=60), "2 months ago"),
+        (timedelta(days=729), "24 months ago"),
+        (timedelta(days=730), "2 years ago"),
+    ],
+)
+def test_a_rows_age_reads_at_a_glance(ago, text):
+    now = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
+    assert time_ago(now - ago, now=now) == text
