@@ -23,7 +23,7 @@ from listening.services.keywords import (
     keyword_resume,
     keyword_search_once,
 )
-from listening.studio_selectors import keyword_preview, x_cost_estimate
+from listening.studio_selectors import XCostEstimate, keyword_preview, x_cost_estimate
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ STUDIO = "listening/_keyword_studio.html"
 DEFAULT_POLL_INTERVAL = 60
 
 
-def _render_part(request: HtmxHttpRequest, part: str, context: dict) -> HttpResponse:
+def _render_part(request: HtmxHttpRequest, part: str, context: dict[str, object]) -> HttpResponse:
     """The fragment for htmx; the same fragment on a page of its own without JavaScript."""
     if request.htmx:
         return render(request, f"{STUDIO}#{part}", context)
@@ -43,7 +43,9 @@ def _platform(form: KeywordDraftForm) -> str:
     return source.platform if source is not None else Platform.X
 
 
-def _estimate(form: KeywordDraftForm, per_day: float | None):
+def _estimate(form: KeywordDraftForm, per_day: float | None) -> XCostEstimate | None:
+    """X's projected cost at `per_day` posts and the form's poll interval (other platforms:
+    None, their search is not billed per post)."""
     if per_day is None or _platform(form) != Platform.X:
         return None
     interval = form.cleaned_data.get("poll_interval_seconds") or DEFAULT_POLL_INTERVAL
