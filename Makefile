@@ -24,6 +24,7 @@ STAMP := $(VENV)/.installed
 EMBEDDED := $(BIN)/python -m config.embedded --
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 # Which Procfile.dev processes `make run` starts; empty: all (every platform's simulator).
 DEMO_PROCESSES ?=
 
@@ -51,7 +52,7 @@ RUN_SCRIPT := \
 	echo && echo "Earshot: http://127.0.0.1:8000/  (Ctrl-C stops everything)" && echo && \
 	trap "" HUP && exec honcho start --procfile Procfile.dev --env /dev/null $(DEMO_PROCESSES)
 
-.PHONY: help install run test bench lint fmt chromium clean distclean
+.PHONY: help install run test bench chaos lint fmt chromium clean distclean
 
 help: ## Show this help
 	@echo "Earshot: make TARGET"
@@ -77,6 +78,11 @@ test: $(STAMP) chromium ## Run the whole test suite (PYTEST_ARGS="..." to pass o
 
 bench: $(STAMP) ## Run the benchmarks (BENCH_ARGS="--quick" to pass options)
 	EARSHOT_DEVELOPMENT=1 $(EMBEDDED) $(BIN)/python -m bench $(BENCH_ARGS)
+
+# Not through $(EMBEDDED): chaos starts PostgreSQL, Redis, the X simulator and the workers of
+# its own under var/chaos/ (it restarts them), and uses no other server.
+chaos: $(STAMP) ## Faults against real processes: lost, doubled, answered twice? (CHAOS_ARGS="--quick")
+	EARSHOT_DEVELOPMENT=1 $(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 lint: $(STAMP) ## Check lint and formatting (ruff)
 	$(BIN)/ruff check .

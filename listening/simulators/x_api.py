@@ -22,6 +22,7 @@ import logging
 import random
 import re
 import signal
+import sys
 import threading
 import time
 import unicodedata
@@ -426,6 +427,12 @@ class XApiSimulator:
         answer = _failure_answer(status, body, headers)
         with self._lock:
             self._outages.append((deadline, path, lambda: copy.copy(answer)))
+
+    @property
+    def faults_pending(self) -> int:
+        """Queued failures, slow answers and cuts not yet used up (outages not counted)."""
+        with self._lock:
+            return len(self._failures) + len(self._slow_answers) + len(self._cuts)
 
     def clear_faults(self) -> None:
         """Forget every queued failure, slow answer, cut and outage not yet used up."""
@@ -1026,6 +1033,14 @@ def _twcs_root(tweet_id: str, by_id: Mapping[str, Mapping[str, str]]) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     simulator: XApiSimulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up before a slow answer came is what slow_next is for: no
+        # traceback on the terminal for it. Anything else is still printed.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.info("%s hung up before the answer was sent", client_address[0])
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

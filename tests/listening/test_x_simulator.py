@@ -732,7 +732,10 @@ def test_an_outage_answers_every_request_until_it_ends_with_x_s_429(sim, clock):
         with pytest.raises(tweepy.TooManyRequests) as caught:
             client.search_recent_tweets("late")
         refusals.append(caught.value.response)
+    sim.fail_next(500, count=2)
+    assert sim.faults_pending == 2
     sim.clear_faults()
+    assert sim.faults_pending == 0
     healthy = client.search_recent_tweets("late")
 
     assert {response.json()["title"] for response in refusals} == {"Too Many Requests"}
