@@ -339,10 +339,12 @@ def start_prefork_worker(queue: str, simulator) -> tuple[subprocess.Popen, IO[st
     return process, log, log.name
 
 
-def unacknowledged_tasks() -> int:
-    """Messages a worker took and has not acknowledged (kombu's Redis transport keeps them in
-    the "unacked" hash until then, and delivers them again if the worker goes away)."""
-    return redis.Redis.from_url(os.environ["REDIS_URL"]).hlen("unacked")
+def unacknowledged_tasks(queue: str) -> int:
+    """Messages of `queue` a worker took and has not acknowledged: kombu's Redis transport
+    keeps each in its "unacked" hash, as [message, exchange, routing key], until then, and
+    delivers it again if the worker goes away without acknowledging."""
+    held = redis.Redis.from_url(os.environ["REDIS_URL"]).hvals("unacked")
+    return sum(1 for value in held if json.loads(value)[2] == queue)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -357,7 +359,7 @@ def test_sigterm_lets_the_running_task_finish_and_nothing_runs_twice(x_sim, keyw
             POLL_TASK, args=[keyword.pk], queue=queue
         )
         wait_until(lambda: len(search_requests(x_sim)) == 2)  # the task is waiting on X
-        assert Mention.objects.count() == 0 and unacknowledged_tasks() == 1
+        assert Mention.objects.count() == 0 and unacknowledged_tasks(queue) == 1
 
         worker.send_signal(signal.SIGTERM)
         exit_code = worker.wait(timeout=60)
@@ -375,7 +377,7 @@ def test_sigterm_lets_the_running_task_finish_and_nothing_runs_twice(x_sim, keyw
     assert sorted(Mention.objects.values_list("external_id", flat=True)) == sorted(
         post["id"] for post in posts
     )
-    assert unacknowledged_tasks() == 0
+    assert unacknowledged_tasks(queue) == 0
     assert redis.Redis.from_url(os.environ["REDIS_URL"]).llen(queue) == 0
 
     # A worker started on the same queue finds nothing to do again.
