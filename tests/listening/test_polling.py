@@ -384,3 +384,43 @@ def test_an_invalid_stored_query_is_reported_and_never_sent(x_sim, brand):
     cursor = PollCursor.objects.get(keyword=broken)
     assert cursor.last_error == outcome.error
     assert cursor.next_poll_at > datetime.now(UTC) + timedelta(minutes=14)
+
+
+def test_the_page_asked_for_ahead_failing_keeps_the_page_before_it(x_sim, keyword):
+    """The next page is requested while the current one is stored; if that request fails,
+    the stored page stays stored and the round resumes from the page that failed."""
+    start_listening(keyword)
+    add_stream(x_sim, 250, "ahead")
+    answer = x_sim.handle
+
+    def fail_after_first_search(method, path, query, headers, body):
+        reply = answer(method, path, query, headers, body)
+        if path == "/2/tweets/search/recent" and len(search_requests(x_sim)) == 2:
+            x_sim.fail_next(503, {"title": "Service Unavailable"})  # the request after it
+        return reply
+
+    x_sim.handle = fail_after_first_search
+    outcome = keyword_poll(keyword_id=keyword.pk, max_pages=10)
+
+    assert (outcome.stored, outcome.pages) == (100, 1)
+    assert outcome.error.startswith("X answered 503")
+    assert Mention.objects.count() == 100
+    requests = search_requests(x_sim)
+    assert len(requests) == 3  # start_listening's, the first page's, the failed one
+    cursor = PollCursor.objects.get(keyword=keyword)
+    assert cursor.next_token == requests[2][2]["next_token"]
+    x_sim.handle = answer
+    rest = keyword_poll(keyword_id=keyword.pk, max_pages=10)
+    assert (rest.stored, rest.pages, rest.error) == (150, 2, "")
+    assert Mention.objects.values("external_id").distinct().count() == 250
+
+
+def test_no_page_is_asked_for_beyond_max_pages(x_sim, keyword):
+    start_listening(keyword)
+    add_stream(x_sim, 250, "capped")
+
+    outcome = keyword_poll(keyword_id=keyword.pk, max_pages=2)
+
+    assert (outcome.stored, outcome.pages) == (200, 2)
+    assert len(search_requests(x_sim)) == 1 + 2
+    assert PollCursor.objects.get(keyword=keyword).next_token
