@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from config.roles import ROLES, forget_access
+from config.roles import ADMIN, ROLES, forget_access
 from listening.models import Brand, Team
 from responses.models import Invite
 
@@ -52,7 +52,15 @@ def user_role_set(*, user: AbstractUser, role: str | None, by: AbstractUser) -> 
     with transaction.atomic():
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
         user.groups.add(*_role_groups(role))
+        _staff_status_follows_role(user=user, role=role)
     forget_access(user)
+
+
+def _staff_status_follows_role(*, user: AbstractUser, role: str | None) -> None:
+    # Django's admin (for admins, config/admin.py) also asks for is_staff.
+    if not user.is_superuser:
+        user.is_staff = role == ADMIN
+        get_user_model().objects.filter(pk=user.pk).update(is_staff=user.is_staff)
 
 
 def user_teams_set(*, user: AbstractUser, teams: Iterable[Team]) -> None:
@@ -180,6 +188,7 @@ def invite_accept(*, token: str, username: str, password: str) -> AbstractUser:
                 username=username, email=invite.email, password=password
             )
             user.groups.add(*_role_groups(invite.role))
+            _staff_status_follows_role(user=user, role=invite.role)
             user.teams.set(invite.teams.all())
             Invite.objects.filter(pk=invite.pk).update(accepted_by=user)
     except IntegrityError:

@@ -190,13 +190,18 @@ def test_an_admin_changes_a_role_and_teams(admin_client, agent, billing):
     )
     assert response.status_code == 302
     agent = User.objects.get(pk=agent.pk)
-    assert user_role(agent) == "supervisor"
+    assert user_role(agent) == "supervisor" and not agent.is_staff
     assert list(agent.teams.all()) == [billing]
     assert list(agent.groups.values_list("name", flat=True)) == ["supervisor"]
 
+    # Admins get into Django's admin too, which asks for is_staff.
+    admin_client.post(reverse("responses:person", args=[agent.pk]), {"role": "admin"})
+    agent = User.objects.get(pk=agent.pk)
+    assert user_role(agent) == "admin" and agent.is_staff
+
     admin_client.post(reverse("responses:person", args=[agent.pk]), {"role": "", "teams": []})
     agent = User.objects.get(pk=agent.pk)
-    assert user_role(agent) == "" and not agent.teams.exists()
+    assert user_role(agent) == "" and not agent.teams.exists() and not agent.is_staff
 
 
 def test_an_admin_cannot_change_their_own_role(admin_client, admin_user):
