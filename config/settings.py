@@ -423,5 +423,8 @@ LOGGING = {
         # django-axes: failed logins and lockouts are warnings; its INFO lines are chatter
         # (a banner on every start, a line on every successful login).
         "axes": {"level": "WARNING"},
+        # tweepy's DEBUG lines print each request's headers, the bearer token among them:
+        # never, whatever LOG_LEVEL says.
+        "tweepy": {"level": "INFO"},
     },
 }

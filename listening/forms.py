@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 from django.core.validators import MaxLengthValidator
 from django.urls import reverse_lazy
 
-from listening.clients.registry import PLATFORM_SYNTAX
+from config.encryption import secret_mask
+from listening.clients.registry import (
+    PLATFORM_SYNTAX,
+    SOURCE_CREDENTIAL_FIELDS,
+    X_CREDENTIAL_FIELDS,
+    CredentialField,
+)
 from listening.models import Brand, Platform, Source, Team, TrackedKeyword
 from listening.query import QuerySyntaxError, parse_query
 
@@ -170,3 +177,178 @@ class KeywordDraftForm(forms.Form):
                 label = "" if name == "query" else f"{self.fields[name].label or name.title()}: "
                 return f"{label}{error}"
         return ""
+
+
+# --- credentials entered in the app (listening/source_views.py) ------------------------------
+
+# Longer than any token, key or password the platforms issue.
+CREDENTIAL_MAX_LENGTH = 2000
+X_HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+BASE_URL_LABELS = {
+    Platform.MASTODON: ("Instance", "e.g. https://mastodon.social (blank: mastodon.social)."),
+    Platform.BLUESKY: ("PDS or entryway", "Blank: https://bsky.social."),
+    Platform.REDDIT: ("API address", "Blank: Reddit itself."),
+    Platform.HACKER_NEWS: ("API address", "Blank: https://hn.algolia.com."),
+    Platform.RSS: ("Feed address", "The RSS or Atom feed's own address (http or https)."),
+}
+
+
+class _CredentialInputs:
+    """One input per credential of the platform (`listening.clients.registry`).
+
+    A secret's input is a password input, never pre-filled: blank keeps the stored value,
+    its "clear" box forgets it. A name (a username, a subreddit) is a text input holding
+    its stored value.
+    """
+
+    fields: dict[str, forms.Field]
+    credential_fields: tuple[CredentialField, ...]
+
+    def _add_credential_inputs(
+        self, credential_fields: tuple[CredentialField, ...], stored: dict[str, Any]
+    ) -> None:
+        self.credential_fields = credential_fields
+        self._stored_credentials = stored
+        for credential in credential_fields:
+            value = stored.get(credential.key)
+            value = value if isinstance(value, str) else ""
+            if not credential.secret:
+                self.fields[f"credential_{credential.key}"] = forms.CharField(
+                    label=credential.label,
+                    required=False,
+                    max_length=CREDENTIAL_MAX_LENGTH,
+                    initial=value,
+                    help_text=credential.help_text,
+                )
+                continue
+            held = (
+                f"Stored: {secret_mask(value)}. Leave blank to keep it."
+                if value
+                else self._not_set_words(credential)
+            )
+            self.fields[f"credential_{credential.key}"] = forms.CharField(
+                label=credential.label,
+                required=False,
+                strip=True,
+                max_length=CREDENTIAL_MAX_LENGTH,
+                widget=forms.PasswordInput(
+                    render_value=False, attrs={"autocomplete": "new-password"}
+                ),
+                help_text=f"{credential.help_text} {held}".strip(),
+            )
+            if value:
+                self.fields[f"clear_{credential.key}"] = forms.BooleanField(
+                    label=f"Clear the stored {credential.label[0].lower()}{credential.label[1:]}",
+                    required=False,
+                )
+
+    def _not_set_words(self, credential: CredentialField) -> str:
+        return "Not set."
+
+    def typed_credentials(self) -> dict[str, str]:
+        cleaned = self.cleaned_data  # type: ignore[attr-defined]
+        return {c.key: cleaned.get(f"credential_{c.key}") or "" for c in self.credential_fields}
+
+    def cleared_credentials(self) -> set[str]:
+        cleaned = self.cleaned_data  # type: ignore[attr-defined]
+        return {c.key for c in self.credential_fields if cleaned.get(f"clear_{c.key}")}
+
+    def _check_credential_inputs(self, platform_name: str) -> None:
+        cleaned = self.cleaned_data  # type: ignore[attr-defined]
+        for credential in self.credential_fields:
+            typed = cleaned.get(f"credential_{credential.key}")
+            clear = cleaned.get(f"clear_{credential.key}")
+            if typed and clear:
+                self.add_error(  # type: ignore[attr-defined]
+                    f"credential_{credential.key}",
+                    "Type a new value or clear the stored one, not both.",
+                )
+            elif (
+                credential.required
+                and not typed
+                and (clear or not self._stored_credentials.get(credential.key))
+            ):
+                self.add_error(  # type: ignore[attr-defined]
+                    f"credential_{credential.key}",
+                    f"{platform_name} needs the {credential.label[0].lower()}"
+                    f"{credential.label[1:]}.",
+                )
+
+
+class SourceForm(_CredentialInputs, forms.ModelForm):
+    """A source of one platform: its address and account, and exactly that platform's
+    credentials. The model's own checks (the feed address check among them) run too."""
+
+    class Meta:
+        model = Source
+        fields = [
+            "brand",
+            "name",
+            "base_url",
+            "allow_private_address",
+            "account_handle",
+            "is_active",
+        ]
+        labels = {"is_active": "Active", "account_handle": "The brand's account there"}
+        help_texts = {
+            "account_handle": "Whose posts are read to find replies sent outside Earshot.",
+        }
+
+    def __init__(self, *args: Any, platform: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.platform = platform
+        self.platform = platform
+        label, help_text = BASE_URL_LABELS[platform]
+        self.fields["base_url"].label = label
+        self.fields["base_url"].help_text = help_text
+        self.fields["base_url"].assume_scheme = "https"
+        if platform in (Platform.HACKER_NEWS, Platform.RSS):
+            del self.fields["account_handle"]  # their clients read no account
+        stored = self.instance.credentials if self.instance.pk else {}
+        self._add_credential_inputs(
+            SOURCE_CREDENTIAL_FIELDS[platform], stored if isinstance(stored, dict) else {}
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        no_address = not cleaned.get("base_url") and "base_url" not in self.errors
+        if self.platform == Platform.RSS and no_address:
+            self.add_error("base_url", "A feed source needs the feed's address.")
+        self._check_credential_inputs(Platform(self.platform).label)
+        return cleaned
+
+
+class BrandXForm(_CredentialInputs, forms.Form):
+    """A brand's X account: its handle and its own X credentials, each blank for the
+    deployment's (X_BEARER_TOKEN and the others)."""
+
+    x_handle = forms.CharField(
+        label="X handle",
+        required=False,
+        max_length=16,
+        help_text="The brand's own account, without @: replies are posted from it.",
+    )
+
+    def __init__(self, *args: Any, brand: Brand, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"x_handle": brand.x_handle})
+        super().__init__(*args, **kwargs)
+        self.brand = brand
+        self._add_credential_inputs(
+            X_CREDENTIAL_FIELDS, {c.key: getattr(brand, c.key) for c in X_CREDENTIAL_FIELDS}
+        )
+
+    def _not_set_words(self, credential: CredentialField) -> str:
+        return "Not set: the deployment's own is used."
+
+    def clean_x_handle(self) -> str:
+        handle = self.cleaned_data["x_handle"].strip().removeprefix("@")
+        if handle and not X_HANDLE_RE.fullmatch(handle):
+            raise forms.ValidationError(
+                "An X handle is 1 to 15 letters, digits or underscores, e.g. NorthwindHelp."
+            )
+        return handle
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._check_credential_inputs("X")
+        return cleaned

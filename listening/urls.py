@@ -1,6 +1,6 @@
 from django.urls import path
 
-from listening import studio_views, views
+from listening import source_views, studio_views, views
 
 app_name = "listening"
 urlpatterns = [
@@ -17,4 +17,10 @@ urlpatterns = [
         name="keyword-resume",
     ),
     path("health/", views.source_health, name="health"),
+    path("sources/", source_views.source_list, name="sources"),
+    path("sources/new/<str:platform>/", source_views.source_add, name="source-add"),
+    path("sources/<int:source_id>/", source_views.source_edit, name="source-edit"),
+    path("sources/<int:source_id>/test/", source_views.source_test, name="source-test"),
+    path("brands/<int:brand_id>/x/", source_views.brand_x_edit, name="brand-x"),
+    path("brands/<int:brand_id>/x/test/", source_views.brand_x_test, name="brand-x-test"),
 ]

@@ -82,6 +82,18 @@ class SearchPage:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionCheck:
+    """What one cheap authenticated call to a platform showed: the credentials work.
+
+    `account` names who Earshot is there ("@NorthwindHelp", "the feed Northwind news");
+    `warnings` are what works only in part (a read-only token that cannot reply).
+    """
+
+    account: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PostedReply:
     external_id: str
     text: str
@@ -147,3 +159,12 @@ class PlatformClient(Protocol):
     def find_reply(
         self, *, author_username: str, text: str, in_reply_to_id: str
     ) -> PostedReply | None: ...
+
+    def check_connection(self) -> ConnectionCheck:
+        """One cheap authenticated call, to tell an admin whether the credentials work.
+
+        Returns who Earshot is on the platform; raises the `PlatformError` the call met,
+        whose words name the credential at fault. Reads nothing into Earshot and posts
+        nothing; spends one call of the platform's budget (X: two, search and users/me).
+        """
+        ...

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from atproto import Client, Request, Session, SessionEvent, models
@@ -28,6 +29,7 @@ from django.conf import settings
 
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -513,6 +515,7 @@ class BlueskyClient:
         self.service_url = (service_url or DEFAULT_SERVICE).rstrip("/")
         self._session_key = SESSIONS.key(self.service_url, credentials)
         self._did = ""
+        self._handle = ""
         # The budget as the latest answer counted it: a page's follower look-ups spend it too.
         self._rate_limit: RateLimit | None = None
         request = Request(
@@ -525,6 +528,7 @@ class BlueskyClient:
 
     def _remember_session(self, event: SessionEvent, session: Session) -> None:
         self._did = session.did
+        self._handle = session.handle
         if event in (SessionEvent.CREATE, SessionEvent.REFRESH):
             SESSIONS.put(self._session_key, session.export())
 
@@ -553,6 +557,15 @@ class BlueskyClient:
                     f"({_said(status, error, message)}). Check the handle and app password "
                     "under Sources."
                 ) from exc
+
+    def check_connection(self) -> ConnectionCheck:
+        """A fresh `com.atproto.server.createSession` with the identifier and app password:
+        a session this process kept would say nothing about the password typed now."""
+        SESSIONS.forget(self._session_key)
+        self._did = ""
+        self._log_in()
+        handle = self._handle or self.credentials.identifier
+        return ConnectionCheck(account=f"@{handle} on {urlsplit(self.service_url).netloc}")
 
     def _call(self, action: str, operation: Callable[[], T], *, write: bool = False) -> T:
         """Run `operation` logged in; if Bluesky refuses the session's token, log in once

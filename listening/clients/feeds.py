@@ -46,6 +46,7 @@ from requests.structures import CaseInsensitiveDict
 from config.addresses import AddressRefused, fetch_address_problem, public_address_for
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -554,6 +555,15 @@ class FeedClient:
             page.authors[author.external_id] = author
         page.posts.sort(key=lambda p: p.posted_at, reverse=True)
         return page
+
+    def check_connection(self) -> ConnectionCheck:
+        """One GET of the feed, read as polling reads it (the same address checks, size cap
+        and parser); unconditional, since a 304 would not show the feed is a feed."""
+        page = self.search_page(query="", since_id=None, next_token=None)
+        entries = len(page.posts)
+        return ConnectionCheck(
+            account=f"the feed at {self.feed_url} ({entries} entr{'y' if entries == 1 else 'ies'})"
+        )
 
     def own_posts_page(self, *, since_id: str | None, next_token: str | None) -> SearchPage:
         raise RequestRejected("A feed has no brand account, so there are no own posts to read")

@@ -45,6 +45,7 @@ from django.conf import settings
 
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -454,6 +455,30 @@ class HackerNewsClient:
                 "list); will retry"
             )
         return body
+
+    def check_connection(self) -> ConnectionCheck:
+        """One search for the newest story: the API needs no credentials, so this shows the
+        address is the HN Search API and answers."""
+        with _translated_errors():
+            response = self._session.get(
+                self.base_url + SEARCH_PATH,
+                params={"tags": "story", "hitsPerPage": 1},
+                timeout=self.timeout,
+            )
+            _raise_for_status(response, now=self.now())
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise PlatformUnavailable(
+                    "Hacker News search answered the connection test with a body that is not "
+                    "valid JSON"
+                ) from exc
+        if not isinstance(body, dict) or not isinstance(body.get("hits"), list):
+            raise PlatformUnavailable(
+                "Hacker News search answered the connection test with JSON that is not a "
+                "search result (no hits list): is the address the HN Search API?"
+            )
+        return ConnectionCheck(account="Hacker News search (public: no account needed)")
 
     def own_posts_page(self, *, since_id: str | None, next_token: str | None) -> SearchPage:
         raise RequestRejected(

@@ -32,6 +32,7 @@ from urllib3.exceptions import NewConnectionError
 
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -334,6 +335,34 @@ class MastodonClient:
                 f"through the instance it was heard on"
             )
         return local
+
+    # -- the connection test --
+
+    def check_connection(self) -> ConnectionCheck:
+        """GET /api/v1/accounts/verify_credentials with the source's token; without one, the
+        instance's own information (hashtag timelines need nothing more)."""
+        if not self.access_token:
+            self._learn_version()
+            return ConnectionCheck(
+                account=f"{self.host}, without signing in",
+                warnings=(
+                    "No access token: only keywords that are a single #hashtag can be heard, "
+                    "and replies cannot be sent from Earshot.",
+                ),
+            )
+        with self._call("connection test"):
+            self._api.account_verify_credentials()
+            account = self._last_json()
+        if not isinstance(account, dict) or not isinstance(account.get("acct"), str):
+            raise PlatformUnavailable(
+                "Mastodon answered the connection test with something that is not an account"
+            )
+        name = account.get("display_name") if isinstance(account.get("display_name"), str) else ""
+        handle = clean_text(account["acct"])[:MAX_USERNAME]
+        return ConnectionCheck(
+            account=f"@{handle} on {self.host}"
+            + (f" ({clean_text(name)[:MAX_NAME]})" if name else "")
+        )
 
     # -- the library's answers and failures --
 

@@ -48,6 +48,7 @@ from urllib3.exceptions import NewConnectionError
 
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -595,6 +596,17 @@ class RedditClient:
             if not next_token:
                 return None
         return None
+
+    def check_connection(self) -> ConnectionCheck:
+        """The app's sign-in (the password grant) and GET /api/v1/me as the account."""
+        with _translated_errors("connection test", client=self):
+            body = self.reddit.request(method="GET", path="api/v1/me")
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not _USERNAME_RE.match(name):
+            raise PlatformUnavailable(
+                "Reddit answered the connection test with something that is not an account"
+            )
+        return ConnectionCheck(account=f"u/{name}")
 
     def _comments_page(
         self, username: str, *, since_id: str | None, next_token: str | None

@@ -6,6 +6,7 @@ never loads atproto.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.utils.module_loading import import_string
@@ -33,6 +34,109 @@ SOURCE_CLIENT_FACTORIES = {
     Platform.HACKER_NEWS: "listening.clients.hackernews.client_for_source",
     Platform.RSS: "listening.clients.feeds.client_for_source",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialField:
+    """One key of a platform's credentials, as an admin types it in."""
+
+    key: str
+    label: str
+    # A secret is never shown back (only masked) nor pre-filled; the rest are names.
+    secret: bool
+    help_text: str = ""
+    required: bool = False
+
+
+# What each platform's client reads from `Source.credentials` (see each `client_for_source`),
+# in the order an admin fills them in. Hacker News needs none.
+SOURCE_CREDENTIAL_FIELDS: dict[str, tuple[CredentialField, ...]] = {
+    Platform.MASTODON: (
+        CredentialField(
+            "access_token",
+            "Access token",
+            secret=True,
+            help_text="A user token of the brand's account on this instance, with the scopes "
+            "read and write:statuses. Without one only #hashtag keywords are heard.",
+        ),
+    ),
+    Platform.BLUESKY: (
+        CredentialField(
+            "identifier",
+            "Handle or email",
+            secret=False,
+            required=True,
+            help_text="The account's handle (northwindhelp.bsky.social), email or DID.",
+        ),
+        CredentialField(
+            "app_password",
+            "App password",
+            secret=True,
+            required=True,
+            help_text="From Bluesky's Settings > Privacy and security > App passwords; never "
+            "the account's main password.",
+        ),
+    ),
+    Platform.REDDIT: (
+        CredentialField(
+            "client_id",
+            "Client id",
+            secret=True,
+            required=True,
+            help_text="Of a script app made at reddit.com/prefs/apps.",
+        ),
+        CredentialField("client_secret", "Client secret", secret=True, required=True),
+        CredentialField(
+            "username",
+            "Username",
+            secret=False,
+            required=True,
+            help_text="An account listed as a developer of the app: replies are posted as it.",
+        ),
+        CredentialField("password", "Password", secret=True, required=True),
+        CredentialField(
+            "user_agent",
+            "User-Agent",
+            secret=False,
+            help_text="Blank: one naming Earshot and the account, as Reddit asks.",
+        ),
+        CredentialField(
+            "subreddit",
+            "Subreddit",
+            secret=False,
+            help_text='Where to search: blank or "all" for everywhere, "a+b" for several.',
+        ),
+    ),
+    Platform.HACKER_NEWS: (),
+    Platform.RSS: (
+        CredentialField(
+            "username",
+            "Username",
+            secret=False,
+            help_text="Only for a feed behind HTTP Basic authentication.",
+        ),
+        CredentialField("password", "Password", secret=True),
+    ),
+}
+
+# The brand's own X credentials: Brand fields, each blank for the deployment's (settings).
+X_CREDENTIAL_FIELDS: tuple[CredentialField, ...] = (
+    CredentialField(
+        "x_bearer_token",
+        "Bearer token",
+        secret=True,
+        help_text="The app's bearer token: what searches use.",
+    ),
+    CredentialField("x_consumer_key", "API key (consumer key)", secret=True),
+    CredentialField("x_consumer_secret", "API key secret (consumer secret)", secret=True),
+    CredentialField(
+        "x_access_token",
+        "Access token",
+        secret=True,
+        help_text="The brand account's, with Read and write permission: what replies use.",
+    ),
+    CredentialField("x_access_token_secret", "Access token secret", secret=True),
+)
 
 
 # What each platform's search can express (the client's `syntax`, without building one).

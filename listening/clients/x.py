@@ -17,6 +17,7 @@ from urllib3.exceptions import NewConnectionError
 
 from listening.clients.base import (
     AuthenticationFailed,
+    ConnectionCheck,
     FetchedAuthor,
     FetchedPost,
     PlatformError,
@@ -49,6 +50,24 @@ SNOWFLAKE_EPOCH_MS = 1288834974657
 MAX_RESULTS_PER_PAGE = 100
 # Longer than any pagination token X sends, and than Earshot's cursor keeps.
 MAX_TOKEN_LENGTH = 500
+# The fewest posts a recent search returns: the connection test's search reads at most these.
+MIN_RESULTS_PER_PAGE = 10
+# Whose posts the connection test searches for when the brand has no handle (X's own).
+FALLBACK_TEST_ACCOUNT = "XDevelopers"
+BEARER_REFUSED = (
+    "X rejected the bearer token (401 Unauthorized): check it was copied whole and that the "
+    "app is not suspended."
+)
+USER_KEYS_REFUSED = (
+    "X rejected the consumer key and secret or the access token and secret (401 "
+    "Unauthorized): check each was copied whole, that all four belong to the same app, and "
+    "that the app is not suspended."
+)
+READ_ONLY_TOKEN = (
+    "This token lacks the write scope needed to reply: X gives it {level} access. Set the "
+    "app's permissions to Read and write in the developer portal, then generate the access "
+    "token and secret again."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +228,8 @@ class XClient:
     ) -> None:
         self.credentials = credentials
         self.account_handle = account_handle
+        # Where requests go: X itself, or what stands in for it (the simulator, a proxy).
+        self.base_url = (settings.X_API_BASE_URL if base_url is None else base_url) or X_API_HOST
         self._client = tweepy.Client(
             bearer_token=credentials.bearer_token or None,
             consumer_key=credentials.consumer_key or None,
@@ -304,6 +325,66 @@ class XClient:
             if not next_token:
                 return None
         return None
+
+    def check_connection(self) -> ConnectionCheck:
+        """The bearer token with one small search (at most 10 posts read), then the
+        user-context keys with GET /2/users/me, whose `x-access-level` says whether they
+        may post replies."""
+        credentials = self.credentials
+        if not credentials.bearer_token:
+            raise AuthenticationFailed(
+                "No X bearer token is set, for this brand or the deployment: searches need one."
+            )
+        try:
+            with _translated_errors("connection test's search"):
+                response = self._client.search_recent_tweets(
+                    f"from:{self.account_handle or FALLBACK_TEST_ACCOUNT}",
+                    max_results=MIN_RESULTS_PER_PAGE,
+                )
+        except AuthenticationFailed as exc:
+            raise AuthenticationFailed(BEARER_REFUSED) from exc
+        _json_object(response, "the connection test's search")
+        user_keys = (
+            credentials.consumer_key,
+            credentials.consumer_secret,
+            credentials.access_token,
+            credentials.access_token_secret,
+        )
+        if not all(user_keys):
+            return ConnectionCheck(
+                account="the app (its bearer token)",
+                warnings=(
+                    "The consumer key and secret and the access token and secret are not all "
+                    "set: Earshot can listen on X but cannot reply there.",
+                ),
+            )
+        try:
+            with _translated_errors("connection test's account check"):
+                response = self._client.get_me(user_auth=True, user_fields=["name", "username"])
+        except AuthenticationFailed as exc:
+            raise AuthenticationFailed(USER_KEYS_REFUSED) from exc
+        data = _json_object(response, "the account check").get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("username"), str):
+            raise PlatformUnavailable("X answered the account check without the account's username")
+        warnings = []
+        level = response.headers.get("x-access-level", "")
+        if level and "write" not in level:
+            warnings.append(READ_ONLY_TOKEN.format(level=level))
+        name = data.get("name") if isinstance(data.get("name"), str) else ""
+        return ConnectionCheck(
+            account=f"@{data['username']}" + (f" ({name})" if name else ""),
+            warnings=tuple(warnings),
+        )
+
+
+def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise PlatformUnavailable(f"X answered {what} with a body that is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise PlatformUnavailable(f"X answered {what} with something that is not a JSON object")
+    return body
 
 
 @contextmanager

@@ -71,6 +71,15 @@ APP_ONLY_FORBIDDEN = {
     "type": "https://api.twitter.com/2/problems/unsupported-authentication",
     "status": 403,
 }
+# What X answers a user-context write when the app's permissions are Read only (the access
+# token was generated before Read and write was set): recorded in public issue threads.
+OAUTH1_PERMISSIONS_FORBIDDEN = {
+    "title": "Forbidden",
+    "status": 403,
+    "detail": "Your client app is not configured with the appropriate oauth1 app permissions "
+    "for this endpoint.",
+    "type": "https://api.twitter.com/2/problems/oauth1-permissions",
+}
 REPLY_TARGET_MISSING = "You attempted to reply to a Tweet that is deleted or not visible to you."
 TEXT_TOO_LONG = (
     "Your Tweet text is too long. For more information on how Twitter determines text length "
@@ -325,7 +334,8 @@ class XApiSimulator:
         self.stop()
 
     def reset(self) -> None:
-        """Forget every tweet, user, post, log, rate-limit window and queued failure."""
+        """Forget every tweet, user, post, log, rate-limit window and queued failure; the
+        user-context token gets its read-write access back."""
         with self._lock:
             self._entries: list[_Entry] = []
             self._tweets: dict[str, _Entry] = {}
@@ -346,6 +356,9 @@ class XApiSimulator:
             self._received_posts: list[dict[str, Any]] = []
             self._requests_log: list[tuple[str, str, dict[str, str], datetime]] = []
             self._insertions = 0
+            # What the user-context access token may do, as X's `x-access-level` header
+            # says: "read" (an app set to Read only) cannot post.
+            self.access_level = "read-write"
             self._snowflake_sequences: dict[int, int] = {}
             self._upsert_user(self.brand_user)
 
@@ -734,6 +747,8 @@ class XApiSimulator:
         self, query: dict[str, str], headers: Mapping[str, str], body: bytes
     ) -> _Answer:
         token = self._require_user_context(headers)
+        if "write" not in self.access_level:
+            raise _ApiError(403, OAUTH1_PERMISSIONS_FORBIDDEN, PROBLEM_JSON)
         with self._lock:
             limits = self._spend("create", token, self.post_rate_limit)
             try:
@@ -777,7 +792,11 @@ class XApiSimulator:
         with self._lock:
             limits = self._spend("users_me", token, 75)
             fields = set(query.get("user.fields", "").split(",")) - {""}
-            return _json_answer(200, {"data": _render_user(self._brand, fields)}, limits)
+            return _json_answer(
+                200,
+                {"data": _render_user(self._brand, fields)},
+                {**limits, "x-access-level": self.access_level},
+            )
 
     def _control(self, method: str, path: str, body: bytes) -> _Answer:
         """/_sim/*: not part of X. Lets other processes seed tweets and read what was posted."""
