@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import count_double_replies, count_duplicates, missing_posts
+from bench.chaos.checks import count_double_replies, count_duplicates, missing_posts
 from listening.models import Amplification, AmplificationKind, Mention
 from tests.factories import make_author, make_mention
 
