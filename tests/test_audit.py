@@ -259,11 +259,47 @@ def test_claim_next_logs_the_mention_it_handed_out_and_nothing_when_the_queue_is
     entry = only_entry()
     assert (entry.actor, entry.additional_data["event"]) == (agent, AuditEvent.CLAIM_NEXT)
     assert audit_entry_sentence(entry) == f"alice took mention #{mention.pk} with claim next"
-    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 1
+    # One statement claims and records: no second round trip while the row is locked.
+    writes = [
+        q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"] or "INSERT" in q["sql"]
+    ]
+    assert len(writes) == 1 and 'INSERT INTO "auditlog_logentry"' in writes[0]
 
     assert mention_claim_next(agent=agent) is None
     assert desk_entries().count() == 1
+
+
+def test_claim_next_writes_the_entry_a_claim_would_column_by_column(brand, agent):
+    """claim next writes its entry in SQL of its own: it must be the entry audit_record
+    writes, request address and all."""
+    by_claim, by_claim_next = (make_mention(brand=brand, text=f"hi Northwind {n}") for n in (1, 2))
+    agent.email = "alice@example.com"
+    agent.save()
+
+    def claim_both() -> None:
+        mention_claim(mention_id=by_claim.pk, agent=agent)
+        mention_claim_next(agent=agent)
+
+    as_request_by(agent, claim_both, address="192.0.2.44")
+
+    claim, claim_next = (
+        LogEntry.objects.get(object_id=pk, additional_data__has_key="event")
+        for pk in (by_claim.pk, by_claim_next.pk)
+    )
+    skip = {"id", "object_pk", "object_id", "object_repr", "additional_data", "timestamp"}
+    fields = [f.attname for f in LogEntry._meta.concrete_fields if f.attname not in skip]
+    assert {f: getattr(claim_next, f) for f in fields} == {f: getattr(claim, f) for f in fields}
+    assert claim_next.remote_addr == "192.0.2.44"
+    assert claim_next.actor_email == "alice@example.com"
+    assert (claim_next.object_pk, claim_next.object_repr) == (
+        str(by_claim_next.pk),
+        f"mention #{by_claim_next.pk}",
+    )
+    assert claim_next.additional_data == {
+        **claim.additional_data,
+        "event": "claim_next",
+        "mention_id": by_claim_next.pk,
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,11 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from auditlog.cid import get_cid
+from auditlog.context import auditlog_value
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from listening.models import Mention
@@ -125,6 +126,51 @@ def audit_record(
     entry = _entry(record, now=now or timezone.now(), cid=get_cid())
     entry.save()
     return entry
+
+
+def _request_address() -> str | None:
+    """The client address auditlog's middleware noted for this request, if in one (its
+    pre_save hook fills it in on save(); a statement of our own must ask)."""
+    try:
+        return auditlog_value.get().get("remote_addr")
+    except LookupError:
+        return None
+
+
+def audit_insert_for_mentions_sql(
+    *, rows: str, event: AuditEvent, actor: AbstractBaseUser, now: datetime
+) -> tuple[str, list[object]]:
+    """`INSERT … SELECT … FROM rows`: one entry of `event` by `actor` for each mention that
+    `rows` (a CTE of the caller's statement, with an `id` column) returns, and its parameters.
+
+    For a statement that changes mentions and records them in the same round trip, where a
+    second statement would cost (claim next). The entries are those `audit_record` writes;
+    tests compare them column by column.
+    """
+    column = {f.name: connection.ops.quote_name(f.column) for f in LogEntry._meta.concrete_fields}
+    names = [
+        "content_type", "object_pk", "object_id", "object_repr", "action", "changes_text",
+        "actor", "actor_email", "timestamp", "cid", "remote_addr", "additional_data",
+    ]  # fmt: skip
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(LogEntry._meta.db_table)} "
+        f"({', '.join(column[name] for name in names)}) "
+        f"SELECT %s, {rows}.id::text, {rows}.id, 'mention #' || {rows}.id, %s, '', %s, %s, %s, "
+        f"%s, %s, jsonb_build_object('event', %s::text, 'mention_id', {rows}.id, "
+        f"'reply_id', NULL, 'actor_name', %s::text) FROM {rows}"
+    )
+    params: list[object] = [
+        ContentType.objects.get_for_model(Mention).pk,
+        LogEntry.Action.UPDATE,
+        actor.pk,
+        getattr(actor, "email", "") or None,
+        now,
+        get_cid(),
+        _request_address(),
+        event.value,
+        actor.get_username(),
+    ]
+    return sql, params
 
 
 def audit_record_many(

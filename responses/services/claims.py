@@ -24,6 +24,7 @@ from responses.services.audit import (
     AuditEvent,
     AuditEventRecord,
     AuditTarget,
+    audit_insert_for_mentions_sql,
     audit_record,
     audit_record_many,
 )
@@ -80,6 +81,8 @@ def mention_claim_next(*, agent: AbstractBaseUser) -> Mention | None:
     SKIP LOCKED lets concurrent callers each take a different row instead of queueing on the
     same one (fifty agents pressing "claim next" at once get fifty different mentions), and
     a single round trip, which also returns the claimed row, keeps it locked the shortest time.
+    The audit entry is written by the same statement (a data-modifying CTE): a second round
+    trip inside the transaction would hold the row's lock that much longer.
     Agents get only a mention of their teams or of no team (`team_scope`).
     """
     now = timezone.now()
@@ -96,18 +99,26 @@ def mention_claim_next(*, agent: AbstractBaseUser) -> Mention | None:
     # Django compiles FOR UPDATE only inside a transaction (it is one statement regardless).
     with transaction.atomic():
         select_sql, select_params = most_urgent.query.sql_with_params()
+        audit_sql, audit_params = audit_insert_for_mentions_sql(
+            rows="claimed", event=AuditEvent.CLAIM_NEXT, actor=agent, now=now
+        )
         claimed = list(
             Mention.objects.raw(
-                f"UPDATE {Mention._meta.db_table} "
+                f"WITH claimed AS (UPDATE {Mention._meta.db_table} "
                 "SET status = %s, claimed_by_id = %s, claimed_at = %s, claim_expires_at = %s "
-                f"WHERE id = ({select_sql}) RETURNING *",
-                [MentionStatus.CLAIMED, agent.pk, now, lease_end(now), *select_params],
+                f"WHERE id = ({select_sql}) RETURNING *), "
+                f"audited AS ({audit_sql}) "
+                "SELECT * FROM claimed",
+                [
+                    MentionStatus.CLAIMED,
+                    agent.pk,
+                    now,
+                    lease_end(now),
+                    *select_params,
+                    *audit_params,
+                ],
             )
         )
-        if claimed:
-            audit_record(
-                event=AuditEvent.CLAIM_NEXT, actor=agent, mention_id=claimed[0].pk, now=now
-            )
     return claimed[0] if claimed else None
 
 
