@@ -58,9 +58,9 @@ def user_role_set(*, user: AbstractUser, role: str | None, by: AbstractUser) -> 
 
 def _staff_status_follows_role(*, user: AbstractUser, role: str | None) -> None:
     # Django's admin (for admins, config/admin.py) also asks for is_staff.
-    if not user.is_superuser:
+    if not user.is_superuser and user.is_staff != (role == ADMIN):
         user.is_staff = role == ADMIN
-        get_user_model().objects.filter(pk=user.pk).update(is_staff=user.is_staff)
+        user.save(update_fields=["is_staff"])
 
 
 def user_teams_set(*, user: AbstractUser, teams: Iterable[Team]) -> None:
@@ -70,15 +70,31 @@ def user_teams_set(*, user: AbstractUser, teams: Iterable[Team]) -> None:
 
 
 def user_deactivate(*, user: AbstractUser, by: AbstractUser) -> bool:
-    """Stop `user` signing in; their work stays theirs. True if this call deactivated them."""
+    """Stop `user` signing in; their work stays theirs. True if this call deactivated them.
+
+    Saved through the model, not a bare UPDATE, so that the audit log records who did it.
+    """
     if user.pk == by.pk:
         raise PeopleError("You cannot deactivate yourself.")
-    return get_user_model().objects.filter(pk=user.pk, is_active=True).update(is_active=False) == 1
+    return _active_set(user=user, active=False)
 
 
 def user_reactivate(*, user: AbstractUser) -> bool:
     """Let `user` sign in again, with the role and teams they had. True if this call did."""
-    return get_user_model().objects.filter(pk=user.pk, is_active=False).update(is_active=True) == 1
+    return _active_set(user=user, active=True)
+
+
+def _active_set(*, user: AbstractUser, active: bool) -> bool:
+    with transaction.atomic():
+        # Locked: of two admins clicking at once, the second sees it done and changes nothing.
+        current = get_user_model().objects.select_for_update().get(pk=user.pk)
+        if current.is_active == active:
+            return False
+        current.is_active = active
+        current.save(update_fields=["is_active"])
+    user.is_active = active
+    forget_access(user)
+    return True
 
 
 def team_create(*, brand: Brand, name: str) -> Team:
@@ -93,11 +109,12 @@ def team_update(*, team: Team, name: str, members: Iterable[AbstractUser]) -> No
     """Rename the team and make `members` exactly its members."""
     try:
         with transaction.atomic():
-            Team.objects.filter(pk=team.pk).update(name=name)
+            team.name = name
+            team.save(update_fields=["name"])
             team.members.set(members)
     except IntegrityError:
+        team.refresh_from_db(fields=["name"])
         raise PeopleError(f"{team.brand.name} already has a team called “{name}”.") from None
-    team.name = name
 
 
 # --- invitations ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from auditlog.models import LogEntry
 from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
@@ -278,3 +279,25 @@ def test_a_withdrawn_invite_no_longer_works(admin_client):
     assert not Invite.objects.exists()
     assert accept(token).status_code == 410
     assert not User.objects.filter(username="nadia").exists()
+
+
+def test_a_team_cannot_be_renamed_to_a_name_its_brand_has(admin_client, brand, billing):
+    shipping = Team.objects.create(brand=brand, name="Shipping")
+    response = admin_client.post(
+        reverse("responses:team", args=[shipping.pk]), {"name": "Billing", "members": []}
+    )
+    assert response.status_code == 400
+    assert "Northwind Coffee already has a team called “Billing”." in response.content.decode()
+    shipping.refresh_from_db()
+    assert shipping.name == "Shipping"
+
+
+def test_deactivation_is_in_the_audit_log_with_who_did_it(admin_client, admin_user, agent):
+    admin_client.post(reverse("responses:person-deactivate", args=[agent.pk]))
+    (entry,) = [
+        entry
+        for entry in LogEntry.objects.get_for_object(agent)
+        if entry.action == LogEntry.Action.UPDATE and "is_active" in entry.changes_dict
+    ]
+    assert entry.actor == admin_user
+    assert entry.changes_dict["is_active"] == ["True", "False"]
