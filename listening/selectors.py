@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
-from listening.models import AccountCursor, Mention, Platform, PollCursor, TrackedKeyword
+from listening.models import (
+    AccountCursor,
+    Mention,
+    MentionDailyAggregate,
+    Platform,
+    PollCursor,
+    TrackedKeyword,
+)
 from listening.services.budgets import BudgetSpec, budget_for_keyword, budget_state
 from listening.services.polling import poll_intervals_planned
 
@@ -103,3 +111,61 @@ def _hourly_counts(*, now: datetime, brand_ids: set[int]) -> dict[int, list[int]
 def account_health() -> list[AccountCursor]:
     """The brand accounts whose own posts are read (replies sent outside Earshot)."""
     return list(AccountCursor.objects.select_related("brand", "source").order_by("brand__name"))
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedMentionTotals:
+    """What retention kept of the mentions it removed, over some days (MentionDailyAggregate):
+    counts, and means from kept sums (no median or percentile survives removal)."""
+
+    mentions: int = 0
+    answered: int = 0
+    first_response_seconds_total: float = 0.0
+    resolved: int = 0
+    resolution_seconds_total: float = 0.0
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.mentions if self.mentions else None
+
+    @property
+    def mean_first_response(self) -> timedelta | None:
+        if not self.answered:
+            return None
+        return timedelta(seconds=round(self.first_response_seconds_total / self.answered))
+
+    @property
+    def mean_resolution(self) -> timedelta | None:
+        if not self.resolved:
+            return None
+        return timedelta(seconds=round(self.resolution_seconds_total / self.resolved))
+
+    def as_json(self) -> dict[str, float | int | None]:
+        first, resolution = self.mean_first_response, self.mean_resolution
+        return {
+            "mentions": self.mentions,
+            "answered": self.answered,
+            "response_rate": self.response_rate,
+            "first_response_mean_seconds": first.total_seconds() if first else None,
+            "resolved": self.resolved,
+            "resolution_mean_seconds": resolution.total_seconds() if resolution else None,
+        }
+
+
+def removed_mention_totals(
+    *, first_day: date, last_day: date, exclude_statuses: tuple[str, ...] = ()
+) -> RemovedMentionTotals:
+    """Totals of the mentions posted from `first_day` to `last_day` (both included, days in
+    BUSINESS_TIME_ZONE) that retention has removed; zeros when none were."""
+    totals = (
+        MentionDailyAggregate.objects.filter(day__gte=first_day, day__lte=last_day)
+        .exclude(status__in=exclude_statuses)
+        .aggregate(
+            mentions=Sum("mention_count", default=0),
+            answered=Sum("answered_count", default=0),
+            first_response_seconds_total=Sum("first_response_seconds_total", default=0.0),
+            resolved=Sum("resolved_count", default=0),
+            resolution_seconds_total=Sum("resolution_seconds_total", default=0.0),
+        )
+    )
+    return RemovedMentionTotals(**totals)

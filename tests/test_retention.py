@@ -3,12 +3,16 @@ from them, their counts stay in MentionDailyAggregate; open ones stay; twice = o
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 
 import pytest
 import time_machine
 from django.conf import settings as django_settings
+from django.core.management import call_command
 from django.db import DatabaseError, connection
+from django.urls import reverse
 
 from listening.models import (
     Amplification,
@@ -18,6 +22,7 @@ from listening.models import (
 )
 from listening.services.retention import mentions_remove_expired
 from responses.models import Alert, AlertKind, Reply, ReplyStatus
+from responses.services.analytics import dashboard, report_period
 from tests.factories import make_author, make_mention
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -242,3 +247,69 @@ def test_beat_runs_the_retention_task_daily():
     entry = django_settings.CELERY_BEAT_SCHEDULE["remove-expired-mentions"]
     assert entry["task"] == "listening.tasks.remove_expired_mentions"
     assert entry["schedule"].hour == {4} and entry["schedule"].minute == {0}
+
+
+# --- the report: what was removed, beside what is stored ---------------------------------------
+
+PERIOD = {"since": "2026-10-05", "until": "2026-10-18"}  # holds OLD; the previous one does not
+
+
+def test_the_report_shows_the_removed_mentions_beside_the_stored_ones(old_and_new):
+    mentions_remove_expired()
+
+    report = dashboard(period=report_period(since=date(2026, 10, 5), until=date(2026, 10, 18)))
+
+    # Stored: the five open or unsettled mentions of that day, none answered yet.
+    assert (report.current.mentions, report.current.answered) == (5, 0)
+    assert report.removed.as_json() == {
+        "mentions": 3,
+        "answered": 2,
+        "response_rate": 2 / 3,
+        "first_response_mean_seconds": 1200.0,  # (600 + 1800) / 2
+        "resolved": 1,
+        "resolution_mean_seconds": 7200.0,
+    }
+    assert report.all_told.as_json() == {
+        "mentions": 8,
+        "answered": 2,
+        "response_rate": 2 / 8,
+        "first_response_mean_seconds": 1200.0,
+        "resolved": 1,
+        "resolution_mean_seconds": 7200.0,
+    }
+    assert report.previous_removed.mentions == 0 and report.has_removed
+
+
+def test_removed_spam_and_history_stay_out_of_the_report_as_they_always_did(brand, keyword):
+    for status in (MentionStatus.SPAM, MentionStatus.ARCHIVED):
+        mention(brand, keyword, status=status, posted_at=OLD)
+    assert mentions_remove_expired().removed == 2
+    assert MentionDailyAggregate.objects.count() == 2
+
+    report = dashboard(period=report_period(since=date(2026, 10, 5), until=date(2026, 10, 18)))
+
+    assert report.removed.mentions == 0 and not report.has_removed
+
+
+def test_the_report_command_and_page_say_what_was_removed(old_and_new, client, supervisor):
+    client.force_login(supervisor)
+    before = client.get(reverse("responses:report"), PERIOD)
+    assert 'id="removed-by-retention"' not in before.content.decode()
+    mentions_remove_expired()
+
+    out = StringIO()
+    call_command("report", "--json", "--since", PERIOD["since"], "--until", PERIOD["until"], stdout=out)  # fmt: skip
+    text = StringIO()
+    call_command("report", "--since", PERIOD["since"], "--until", PERIOD["until"], stdout=text)
+    page = client.get(reverse("responses:report"), PERIOD).content.decode()
+
+    removed = json.loads(out.getvalue())["removed_by_retention"]
+    assert removed["current"]["mentions"] == 3 and removed["previous"]["mentions"] == 0
+    assert json.loads(out.getvalue())["all_told"]["current"]["mentions"] == 8
+    assert (
+        "removed by retention, this period: 3 mentions, 2 answered, mean first response "
+        "0:20:00; all told 8 mentions, 2 answered" in text.getvalue()
+    )
+    table = page[page.index('id="removed-by-retention"') : page.index('id="backlog"')]
+    assert '<tr data-figure="mentions"><th scope="row">Mentions</th><td>3</td><td>8</td>' in table
+    assert "<td>0:20:00</td>" in table and "<td>2:00:00</td>" in table

@@ -45,6 +45,7 @@ from listening.models import (
     SentimentLabel,
     TrackedKeyword,
 )
+from listening.selectors import RemovedMentionTotals, removed_mention_totals
 from responses.models import Reply, ReplyStatus
 
 # Not the team's to answer: left out of every figure.
@@ -745,6 +746,23 @@ class Dashboard:
     daily: list[DaySentiment]
     active_authors: list[ActiveAuthor]
     backlog: Backlog
+    # Mentions of each period that retention has removed (MENTION_RETENTION_DAYS): the figures
+    # above read the stored mentions only; these are what listening.MentionDailyAggregate kept
+    # of the others (counts and means; no median, percentile, business time or breakdown).
+    removed: RemovedMentionTotals = field(default_factory=RemovedMentionTotals)
+    previous_removed: RemovedMentionTotals = field(default_factory=RemovedMentionTotals)
+
+    @property
+    def has_removed(self) -> bool:
+        return bool(self.removed.mentions or self.previous_removed.mentions)
+
+    @property
+    def all_told(self) -> AllTold:
+        return AllTold.of(self.current, self.removed)
+
+    @property
+    def previous_all_told(self) -> AllTold:
+        return AllTold.of(self.previous, self.previous_removed)
 
     @property
     def per_agent(self) -> list[GroupFigures]:
@@ -780,7 +798,80 @@ class Dashboard:
             "daily": [day.as_json() for day in self.daily],
             "active_authors": [author.as_json() for author in self.active_authors],
             "backlog": self.backlog.as_json(),
+            "removed_by_retention": {
+                "current": self.removed.as_json(),
+                "previous": self.previous_removed.as_json(),
+            },
+            "all_told": {
+                "current": self.all_told.as_json(),
+                "previous": self.previous_all_told.as_json(),
+            },
             "definitions": {d.key: d.text for d in definitions()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AllTold:
+    """A period's stored mentions and those retention removed, together: the counts, and the
+    means (a mean over both is the sums over both divided by the counts)."""
+
+    mentions: int
+    answered: int
+    resolved: int
+    first_response_mean_seconds: float | None
+    resolution_mean_seconds: float | None
+
+    @classmethod
+    def of(cls, stored: Figures, removed: RemovedMentionTotals) -> AllTold:
+        def mean(
+            stored_mean: float | Decimal | None,
+            count: int,
+            removed_total: float,
+            removed_count: int,
+        ) -> float | None:
+            if not count + removed_count:
+                return None
+            stored_total = float(stored_mean or 0) * count
+            return (stored_total + removed_total) / (count + removed_count)
+
+        return cls(
+            mentions=stored.mentions + removed.mentions,
+            answered=stored.answered + removed.answered,
+            resolved=stored.resolved + removed.resolved,
+            first_response_mean_seconds=mean(
+                stored.first_response.mean_seconds,
+                stored.answered,
+                removed.first_response_seconds_total,
+                removed.answered,
+            ),
+            resolution_mean_seconds=mean(
+                stored.resolution.mean_seconds,
+                stored.resolved,
+                removed.resolution_seconds_total,
+                removed.resolved,
+            ),
+        )
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.mentions if self.mentions else None
+
+    @property
+    def first_response_mean(self) -> timedelta | None:
+        return _seconds(self.first_response_mean_seconds)
+
+    @property
+    def resolution_mean(self) -> timedelta | None:
+        return _seconds(self.resolution_mean_seconds)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mentions": self.mentions,
+            "answered": self.answered,
+            "response_rate": self.response_rate,
+            "first_response_mean_seconds": self.first_response_mean_seconds,
+            "resolved": self.resolved,
+            "resolution_mean_seconds": self.resolution_mean_seconds,
         }
 
 
@@ -829,6 +920,16 @@ def dashboard(*, period: Period, now: datetime | None = None) -> Dashboard:
         daily=daily,
         active_authors=authors,
         backlog=backlog(now=now),
+        removed=removed_mention_totals(
+            first_day=period.first_day,
+            last_day=period.last_day,
+            exclude_statuses=EXCLUDED_STATUSES,
+        ),
+        previous_removed=removed_mention_totals(
+            first_day=previous.first_day,
+            last_day=previous.last_day,
+            exclude_statuses=EXCLUDED_STATUSES,
+        ),
     )
 
 

@@ -46,6 +46,17 @@ class Command(BaseCommand):
             f"  backlog: {figures.backlog.open} open, the oldest waiting "
             f"{_text(figures.backlog.oldest_age)}"
         )
+        if figures.has_removed:
+            for label, removed, all_told in (
+                ("this period", figures.removed, figures.all_told),
+                ("previous period", figures.previous_removed, figures.previous_all_told),
+            ):
+                self.stdout.write(
+                    f"  removed by retention, {label}: {removed.mentions} mentions, "
+                    f"{removed.answered} answered, mean first response "
+                    f"{_text(removed.mean_first_response)}; all told {all_told.mentions} "
+                    f"mentions, {all_told.answered} answered"
+                )
 
     def _period(self, since: str | None, until: str | None) -> Period:
         """The period asked for, checked as the report page checks it; else the last week."""
