@@ -3,6 +3,7 @@ routing to a team."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,20 +15,23 @@ from listening.models import (
     Brand,
     Mention,
     MentionStatus,
+    Platform,
     PollCursor,
     RateBudget,
+    Source,
     Team,
     TrackedKeyword,
 )
 from listening.query import parse_query
 from listening.selectors import x_monthly_cost
-from listening.services.budgets import budget_for_x, budget_state
+from listening.services.budgets import budget_for_source, budget_for_x, budget_state
 from listening.services.keywords import (
     TeamOfAnotherBrand,
     keyword_create,
     keyword_route,
 )
 from listening.services.polling import keyword_poll, poll_claim_due
+from listening.simulators.hackernews_api import HackerNewsApiSimulator
 from listening.studio_selectors import (
     PREVIEW_SCAN_LIMIT,
     keyword_preview,
@@ -99,8 +103,6 @@ def test_an_invalid_query_shows_the_parsers_message_instead(admin_client, brand)
 
 
 def test_a_query_the_source_cannot_run_is_explained(admin_client, brand):
-    from listening.models import Platform, Source
-
     hacker_news = Source.objects.create(brand=brand, platform=Platform.HACKER_NEWS, name="HN")
 
     page = preview(admin_client, brand, "coffee OR tea", source=hacker_news.pk).content.decode()
@@ -216,8 +218,6 @@ def test_the_volume_and_x_cost_are_estimated_from_the_matches(admin_client, bran
 
 
 def test_no_x_cost_is_projected_for_other_platforms(admin_client, brand):
-    from listening.models import Platform, Source
-
     mastodon = Source.objects.create(
         brand=brand, platform=Platform.MASTODON, name="m", base_url="https://mastodon.social"
     )
@@ -286,6 +286,40 @@ def test_a_one_off_search_shows_the_posts_and_stores_nothing(admin_client, brand
     assert (Mention.objects.count(), Author.objects.count()) == (0, 0)
     assert not TrackedKeyword.objects.exists() and not PollCursor.objects.exists()
     assert budget_state(budget)[0] == 449
+
+
+@pytest.fixture(scope="module")
+def hn_server() -> Iterator[HackerNewsApiSimulator]:
+    simulator = HackerNewsApiSimulator()
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def test_a_one_off_search_on_another_platform_applies_what_it_cannot_ask(
+    admin_client, brand, hn_server
+):
+    hn_server.reset()
+    hn = Source.objects.create(
+        brand=brand, platform=Platform.HACKER_NEWS, name="HN", base_url=hn_server.base_url
+    )
+    hn_server.add_post(text="<p>northwind cold brew is back</p>", author="first")
+    hn_server.add_post(text="<p>cold northwind brew, in that order</p>", author="second")
+    hn_server.add_post(text="<p>northwind tea</p>", author="third")
+
+    page = search(admin_client, brand, 'northwind "cold brew"', source=hn.pk).text
+
+    # Algolia is asked for the words; the phrase is Earshot's to check.
+    searches = [
+        query for _, path, query, _ in hn_server.requests_log if path == "/api/v1/search_by_date"
+    ]
+    assert [query["query"] for query in searches] == ["northwind cold brew"]
+    assert "Hacker News returned <strong>1</strong> matching post." in page
+    assert "1 more it returned do not match the whole query." in page
+    assert "northwind cold brew is back" in page and "in that order" not in page
+    assert "Projected X API cost" not in page
+    assert (Mention.objects.count(), Author.objects.count()) == (0, 0)
+    assert budget_state(budget_for_source(hn))[0] == 9_999
 
 
 def test_a_one_off_search_makes_no_call_when_the_budget_is_spent(admin_client, brand, x_sim):
