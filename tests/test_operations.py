@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
@@ -24,7 +25,11 @@ import pytest
 import redis
 import requests
 from celery import Celery
+from cryptography import x509
 from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -181,10 +186,12 @@ RSS_BODY = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>News</tit
 
 
 class _FeedServer:
-    """A feed on 127.0.0.1 that records the Host header of every request it gets."""
+    """A feed on 127.0.0.1 that records the Host header of every request it gets; over TLS
+    with `certificate` (PEM files), recording the server name (SNI) each handshake asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, certificate: tuple[Path, Path] | None = None) -> None:
         hosts = self.hosts = []
+        self.server_names: list[str | None] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -200,6 +207,11 @@ class _FeedServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        if certificate is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*certificate)
+            context.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -289,19 +301,71 @@ def test_the_pinned_connection_still_names_the_host(monkeypatch, feed_server):
     assert feed_server.hosts == [f"news.example:{feed_server.port}"]
 
 
-def test_https_keeps_the_name_for_sni_and_the_certificate_check(monkeypatch):
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for `name` alone, signed by itself: (certificate, key) PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "feed.pem", tmp_path / "feed.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_feed(tmp_path: Path, monkeypatch) -> Iterator[_FeedServer]:
+    """A feed served over TLS as secure.example, whose certificate requests trusts (alone)."""
+    certificate = self_signed(tmp_path, "secure.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    server = _FeedServer(certificate)
+    yield server
+    server.stop()
+
+
+def test_https_to_the_pinned_address_still_checks_the_certificate_for_the_name(
+    monkeypatch, tls_feed
+):
     network = _Network(monkeypatch)
     network.answers["secure.example"] = [PUBLIC_ADDRESS]
-    adapter = FeedClient(feed_url="https://secure.example/feed")._session.get_adapter(
-        "https://secure.example/feed"
-    )
-    request = requests.Request("GET", "https://secure.example/feed").prepare()
+    network.route_public_to = tls_feed.port
+    client = FeedClient(feed_url=f"https://secure.example:{tls_feed.port}/feed", timeout=2)
 
-    host_params, pool_kwargs = adapter.build_connection_pool_key_attributes(request, True)
+    page = client.search_page(query="northwind", since_id=None, next_token=None)
 
-    assert host_params["host"] == PUBLIC_ADDRESS
-    assert pool_kwargs["server_hostname"] == pool_kwargs["assert_hostname"] == "secure.example"
-    assert request.headers["Host"] == "secure.example"
+    assert len(page.posts) == 1
+    assert network.connects == [(PUBLIC_ADDRESS, tls_feed.port)]
+    assert tls_feed.server_names == ["secure.example"]  # SNI: the name, not the address
+    assert tls_feed.hosts == [f"secure.example:{tls_feed.port}"]
+
+
+def test_https_refuses_a_certificate_for_another_name(monkeypatch, tls_feed):
+    network = _Network(monkeypatch)
+    network.answers["other.example"] = [PUBLIC_ADDRESS]
+    network.route_public_to = tls_feed.port  # other.example's address serves secure.example's
+    client = FeedClient(feed_url=f"https://other.example:{tls_feed.port}/feed", timeout=2)
+
+    with pytest.raises(PlatformUnavailable, match="SSLError"):
+        client.search_page(query="northwind", since_id=None, next_token=None)
+
+    assert tls_feed.hosts == []
 
 
 # --- graceful shutdown: SIGTERM lets the running task finish ----------------------------------
