@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
 
+from listening.models import Team
 from listening.services.keywords import keyword_create
-from responses.models import Reply
+from responses.models import Invite, Reply
 from tests.conftest import log_in
 from tests.factories import make_author, make_mention
 
@@ -44,15 +49,31 @@ def test_every_page_passes_axe(browser, live_server, brand, agent, supervisor, a
     )
     admin_user.is_staff = True
     admin_user.save()
+    team = Team.objects.create(brand=brand, name="Billing")
+    invite_token = "an-invitation-for-axe"
+    Invite.objects.create(
+        email="new@example.com",
+        role="agent",
+        token_hash=hashlib.sha256(invite_token.encode()).hexdigest(),
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     pages = {
         "alice": ["/queue/", f"/mentions/{angry.pk}/", f"/mentions/{answered.pk}/"],
         "sofia": ["/report/"],
-        "adam": ["/listening/keywords/", f"/listening/keywords/{keyword.pk}/"],
+        "adam": [
+            "/listening/keywords/",
+            f"/listening/keywords/{keyword.pk}/",
+            "/people/",
+            f"/people/{agent.pk}/",
+            f"/people/teams/{team.pk}/",
+        ],
     }
     found = {}
     anonymous = browser.new_context(base_url=live_server.url).new_page()
     anonymous.goto("/login/")
     found["/login/"] = blocking_violations(anonymous)
+    anonymous.goto(f"/invite/{invite_token}/")
+    found["/invite/…/"] = blocking_violations(anonymous)
     for username, paths in pages.items():
         page = log_in(browser, live_server.url, username)
         for path in paths:
