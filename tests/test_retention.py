@@ -313,3 +313,14 @@ def test_the_report_command_and_page_say_what_was_removed(old_and_new, client, s
     table = page[page.index('id="removed-by-retention"') : page.index('id="backlog"')]
     assert '<tr data-figure="mentions"><th scope="row">Mentions</th><td>3</td><td>8</td>' in table
     assert "<td>0:20:00</td>" in table and "<td>2:00:00</td>" in table
+
+
+def test_the_definitions_say_what_retention_keeps(client, supervisor, settings):
+    client.force_login(supervisor)
+
+    html = client.get(reverse("responses:report-definitions")).content.decode()
+
+    assert "Closed mentions posted more than 30 days ago are removed every night." in html
+    settings.MENTION_RETENTION_DAYS = 0
+    html = client.get(reverse("responses:report-definitions")).content.decode()
+    assert "Every mention is kept (MENTION_RETENTION_DAYS is 0)." in html

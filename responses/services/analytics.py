@@ -161,7 +161,29 @@ def definitions() -> list[Definition]:
             "running out) clears it, so it is empty otherwise. The release time is when a "
             "claim on it was last given back, by its holder or because its lease ran out.",
         ),
+        Definition(
+            "removed_by_retention",
+            "Removed by retention",
+            _retention_definition(),
+        ),
     ]
+
+
+def _retention_definition() -> str:
+    days = settings.MENTION_RETENTION_DAYS
+    kept = (
+        "Every mention is kept (MENTION_RETENTION_DAYS is 0)."
+        if days <= 0
+        else f"Closed mentions posted more than {days} days ago are removed every night."
+    )
+    return (
+        f"{kept} Before a mention is removed, its counts are kept per day: whether it was "
+        "answered and its first response time, whether it was resolved and its resolution "
+        "time. For a period with removed mentions the report shows them apart (mentions, "
+        "answered, response rate, mean first response, resolved, mean resolution) and all "
+        "told, with the stored ones; every other figure, and the CSV, count the stored "
+        "mentions only."
+    )
 
 
 # --- the business calendar -----------------------------------------------------------
