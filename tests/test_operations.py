@@ -1,5 +1,6 @@
-"""Operations (issue 7): dumps that hold no secret, feeds fetched from the address that was
-checked, and a worker that finishes its task when asked to stop."""
+"""Operations (issue 7): dumps that hold no secret and restore (README's backup and restore),
+feeds fetched from the address that was checked (DNS rebinding), a worker that finishes its
+task when asked to stop, and the web container's health probe."""
 
 from __future__ import annotations
 
