@@ -254,17 +254,24 @@ def _tag_suggestions(
 
 
 def customer_profile(
-    *, author: Author, before: Mention | None = None, now: datetime | None = None
+    *,
+    author: Author,
+    before: Mention | None = None,
+    now: datetime | None = None,
+    viewer: Any = None,
 ) -> CustomerProfile:
     """Who the customer is to the brand: tags, suggested tags, and their earlier mentions.
 
     "Earlier" means posted before `before` (the mention being read), newest first, the first
     EARLIER_MENTIONS_SHOWN of them. Suggestions count all of the author's stored mentions,
     `before` included. Four queries however long the history: counts, the page of mentions,
-    their first sent replies, the tags.
+    their first sent replies, the tags. Given a `viewer`, only the mentions they may open
+    (`team_scope`): another team's stays out of an agent's view here too.
     """
     now = now or timezone.now()
     mentions = Mention.objects.filter(author=author)
+    if viewer is not None:
+        mentions = mentions_visible_to(mentions, user=viewer)
     is_earlier = Q(pk__isnull=False)
     if before is not None:
         is_earlier = Q(posted_at__lt=before.posted_at) | Q(
@@ -346,14 +353,18 @@ def _replied_to(mention: Mention) -> str:
     )
 
 
-def conversation_thread(*, mention: Mention) -> ConversationThread:
+def conversation_thread(*, mention: Mention, viewer: Any = None) -> ConversationThread:
     """The conversation around `mention` as far as Earshot stored it, in time order.
 
     The other mentions with the same conversation id (up to THREAD_SIDE_LIMIT on each side of
     this one) and the brand's sent replies to any of them. A mention without a conversation id
-    is a thread of its own. Read-only; at most five queries.
+    is a thread of its own. Read-only; at most five queries. Given a `viewer`, only the
+    mentions they may open (`team_scope`).
     """
-    posts = Mention.objects.select_related("author")
+    visible = Mention.objects.select_related("author")
+    if viewer is not None:
+        visible = mentions_visible_to(visible, user=viewer)
+    posts = visible
     if mention.conversation_id:
         posts = posts.filter(platform=mention.platform, conversation_id=mention.conversation_id)
     else:
@@ -378,9 +389,7 @@ def conversation_thread(*, mention: Mention) -> ConversationThread:
         by_external_id.update(
             {
                 p.external_id: p
-                for p in Mention.objects.filter(
-                    platform=mention.platform, external_id__in=parents
-                ).select_related("author")
+                for p in visible.filter(platform=mention.platform, external_id__in=parents)
             }
         )
         by_external_id.update(

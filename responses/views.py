@@ -164,8 +164,8 @@ def _render_mention(
         "other_reply": other_reply,
         "review": review,
         "others": presence_others(mention_id=mention.pk, username=request.user.get_username()),
-        "customer": customer_profile(author=mention.author, before=mention),
-        "thread": conversation_thread(mention=mention),
+        "customer": customer_profile(author=mention.author, before=mention, viewer=request.user),
+        "thread": conversation_thread(mention=mention, viewer=request.user),
         **_playbook_context(request, mention, drafts),
     }
     return render(request, "responses/mention.html", context, status=status)
@@ -385,7 +385,7 @@ def reply_undo_view(request: HtmxHttpRequest, reply_id: int) -> HttpResponse:
 def _customer_panel(request: HtmxHttpRequest, mention: Mention) -> HttpResponse:
     """The customer panel alone for htmx to swap in; without JavaScript, back to the page."""
     if request.htmx:
-        customer = customer_profile(author=mention.author, before=mention)
+        customer = customer_profile(author=mention.author, before=mention, viewer=request.user)
         return render(
             request, "responses/_customer.html", {"mention": mention, "customer": customer}
         )

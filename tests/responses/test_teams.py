@@ -13,7 +13,7 @@ from django.urls import reverse
 from config.roles import visible_team_ids
 from listening.models import Brand, Mention, Team
 from responses.services.claims import mention_claim_next
-from tests.factories import make_mention
+from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
 ROWS = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "queue-rows"}
@@ -215,3 +215,23 @@ def test_teams_cost_the_queue_page_no_extra_query(client, agent, brand):
     team.members.add(agent)
     team_mention(brand=brand, team=team, text="a billing post")
     assert queries() == without_teams
+
+
+def test_another_teams_mention_stays_out_of_the_customer_panel_and_thread(
+    client, agent, supervisor, brand, billing, shipping
+):
+    author = make_author(username="same_customer")
+    shipping_post = make_mention(
+        brand=brand, author=author, text="where is my parcel", posted_at=datetime.now(UTC)
+    )
+    billing_post = make_mention(
+        brand=brand, author=author, text="and I was charged twice", posted_at=datetime.now(UTC)
+    )
+    Mention.objects.filter(pk=shipping_post.pk).update(team=shipping, conversation_id="c1")
+    Mention.objects.filter(pk=billing_post.pk).update(team=billing, conversation_id="c1")
+    url = reverse("responses:mention", args=[billing_post.pk])
+
+    client.force_login(agent)
+    assert "where is my parcel" not in client.get(url).content.decode()
+    client.force_login(supervisor)
+    assert "where is my parcel" in client.get(url).content.decode()
