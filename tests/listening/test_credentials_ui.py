@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from listening.clients.base import RequestRejected
 from listening.clients.bluesky import SESSIONS
@@ -24,7 +25,7 @@ from listening.simulators.hackernews_api import HackerNewsApiSimulator
 from listening.simulators.mastodon_api import MastodonApiSimulator
 from listening.simulators.reddit_api import RedditApiSimulator
 from listening.simulators.x_api import TOO_MANY_REQUESTS
-from tests.conftest import SIM_ACCESS_TOKEN, SIM_BEARER, SIM_CONSUMER_KEY
+from tests.conftest import SIM_ACCESS_TOKEN, SIM_BEARER, SIM_CONSUMER_KEY, log_in
 
 pytestmark = pytest.mark.django_db
 
@@ -716,3 +717,31 @@ def test_a_saved_feed_now_on_a_private_address_is_not_fetched(as_admin, brand, f
 
     assert "Not fetched: 127.0.0.1 resolves to 127.0.0.1, a private, loopback" in page
     assert feeds_sim.requests_log == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_in_a_browser_the_typed_values_are_tested_in_place_and_stay_typed(
+    browser, live_server, x_sim, brand, admin_user
+):
+    page = log_in(browser, live_server.url, "adam")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sources").click()
+    page.get_by_role("link", name="Northwind Coffee").click()
+    bearer = page.get_by_label("Bearer token")
+    bearer.fill("typed-wrong-bearer-0000")
+
+    page.get_by_role("button", name="Test connection").click()
+
+    expect(page.locator("#connection-test")).to_contain_text(
+        "X rejected the bearer token (401 Unauthorized)"
+    )
+    expect(bearer).to_have_value("typed-wrong-bearer-0000")  # swapped in place, not reloaded
+    brand.refresh_from_db()
+    assert brand.x_bearer_token == ""
+
+    page.get_by_role("link", name="← All sources").click()
+    page.locator(f"#brand-x-{brand.pk}").get_by_role("button", name="Test connection").click()
+
+    expect(page.locator(f"#brand-x-result-{brand.pk}")).to_contain_text(
+        "Connected to X as @NorthwindHelp (Northwind Help)."
+    )
