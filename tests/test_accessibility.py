@@ -59,8 +59,9 @@ def test_every_page_passes_axe(browser, live_server, brand, agent, supervisor, a
     )
     pages = {
         "alice": ["/queue/", f"/mentions/{angry.pk}/", f"/mentions/{answered.pk}/"],
-        "sofia": ["/report/"],
+        "sofia": ["/report/", "/audit/"],
         "adam": [
+            "/audit/",
             "/listening/keywords/",
             f"/listening/keywords/{keyword.pk}/",
             "/people/",
