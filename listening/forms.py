@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core.validators import MaxLengthValidator
@@ -308,6 +309,15 @@ class SourceForm(_CredentialInputs, forms.ModelForm):
         self._add_credential_inputs(
             SOURCE_CREDENTIAL_FIELDS[platform], stored if isinstance(stored, dict) else {}
         )
+
+    def clean_base_url(self) -> str:
+        address = self.cleaned_data["base_url"]
+        if urlsplit(address).password is not None or "@" in urlsplit(address).netloc:
+            # It would be shown on the sources page and in every error message, unmasked.
+            raise forms.ValidationError(
+                "Put the username and password in their own fields below, not in the address."
+            )
+        return address
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -10,15 +10,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from listening.clients.base import RequestRejected
+from listening.clients.base import PlatformUnavailable, RequestRejected
 from listening.clients.bluesky import SESSIONS
 from listening.clients.x import BEARER_REFUSED, USER_KEYS_REFUSED, XClient, XCredentials
 from listening.models import Brand, Platform, Source
+from listening.services.sources import explain_failure
 from listening.simulators.bluesky_api import BlueskySimulator
 from listening.simulators.feeds_api import FeedsSimulator
 from listening.simulators.hackernews_api import HackerNewsApiSimulator
@@ -745,3 +747,47 @@ def test_in_a_browser_the_typed_values_are_tested_in_place_and_stay_typed(
     expect(page.locator(f"#brand-x-result-{brand.pk}")).to_contain_text(
         "Connected to X as @NorthwindHelp (Northwind Help)."
     )
+
+
+def test_a_server_that_echoes_the_token_does_not_get_it_shown(as_admin, brand, mastodon_sim):
+    mastodon_sim.fail_next(401, {"error": f"The access token {MASTODON_TOKEN} is invalid"})
+    url = reverse("listening:source-add", args=[Platform.MASTODON])
+
+    page = press_test(as_admin, url, mastodon_fields(brand, mastodon_sim.base_url))
+
+    assert "Mastodon refused the access token (401: The access token •••• is invalid)." in page
+    assert MASTODON_TOKEN not in page
+
+
+def test_a_name_that_does_not_resolve_is_said_so():
+    # What requests raises for an unknown host, as the clients pass it on.
+    try:
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except socket.gaierror as lookup:
+            raise requests.ConnectionError(lookup) from lookup
+    except requests.ConnectionError as failure:
+        error = PlatformUnavailable("Could not reach X for the search: ConnectionError")
+        error.__cause__ = failure
+
+    words = explain_failure(error, platform="X", address="api.example")
+
+    assert words == "Could not reach api.example (its name does not resolve)."
+
+
+def test_an_address_holding_a_password_is_refused(as_admin, brand):
+    url = reverse("listening:source-add", args=[Platform.RSS])
+
+    response = as_admin.post(
+        url,
+        {
+            "brand": brand.pk,
+            "name": "Feed",
+            "base_url": "https://reader:hunter22@news.example/feed",
+        },
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Put the username and password in their own fields below" in page
+    assert not Source.objects.exists()
