@@ -48,6 +48,8 @@ def visible_team_ids(user: Any) -> frozenset[int] | None:
         return None
     if not user.is_authenticated or not user.is_active:
         return frozenset()
+    if not hasattr(user, "_earshot_team_ids"):
+        _load_access(user)
     return user._earshot_team_ids
 
 
