@@ -3,20 +3,23 @@ dropping every connection. Nothing is lost and nothing is stored twice."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
 import pytest
 import redis
 from celery import Celery
-from django.db import connection
+from django.db import OperationalError, connection
 
 from listening.models import Mention, PollCursor
 from listening.services.polling import keyword_poll
@@ -189,3 +192,55 @@ def test_workers_reconnect_after_postgresql_drops_every_connection(x_sim, keywor
         stop(worker, log)
     stored = sorted(Mention.objects.values_list("external_id", flat=True))
     assert stored == sorted(p["id"] for p in posts)
+
+
+def test_a_poll_that_fails_while_postgresql_is_gone_still_logs_which_keyword_failed(
+    x_sim, keyword, settings, caplog
+):
+    """Found by `make chaos`: X timed out during a PostgreSQL restart, and the warning saying
+    so was lost (naming the cursor asked the database for its keyword, and that failed)."""
+    listening_started(keyword)
+    settings.X_REQUEST_TIMEOUT_SECONDS = 0.5
+    x_sim.slow_next(1.5, path="/2/tweets/search/recent")  # X answers after the client gave up
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    searches = len(search_requests(x_sim))
+
+    def cut_the_poll_s_session() -> None:
+        # While the poll waits on X, its PostgreSQL session goes, as in a restart.
+        wait_until(lambda: len(search_requests(x_sim)) > searches)
+        with psycopg2.connect(**_connection_params()) as other, other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    cutter = threading.Thread(target=cut_the_poll_s_session)
+    cutter.start()
+    try:
+        # Recording the failure on the cursor needs the database: that part fails.
+        with (
+            caplog.at_level(logging.WARNING, logger="listening.services.polling"),
+            pytest.raises(OperationalError),
+        ):
+            keyword_poll(keyword_id=keyword.pk, max_pages=1)
+    finally:
+        cutter.join()
+        connection.close()  # the next query reconnects
+
+    warnings = [r for r in caplog.records if r.name == "listening.services.polling"]
+    assert [record.getMessage() for record in warnings] == [
+        "Reading cursor for Northwind Coffee: @NorthwindHelp failed: "
+        "X did not answer the search in time; will retry"
+    ]
+    assert Mention.objects.count() == 0
+
+
+def _connection_params() -> dict:
+    database = connection.settings_dict
+    params = {
+        "dbname": database["NAME"],
+        "user": database["USER"],
+        "password": database["PASSWORD"],
+        "host": database["HOST"],
+        "port": database["PORT"],
+    }
+    return {name: value for name, value in params.items() if value}

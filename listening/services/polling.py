@@ -104,7 +104,10 @@ def keyword_poll(
     except QuerySyntaxError as exc:
         # Saved through Django's admin or before validation existed: say so, call nothing.
         _record_failure(
-            cursor, RequestRejected(f"The keyword's query is not valid: {exc}"), outcome
+            cursor,
+            RequestRejected(f"The keyword's query is not valid: {exc}"),
+            outcome,
+            keyword=keyword,
         )
         return outcome
     budget = budget_for_keyword(keyword)
@@ -124,7 +127,7 @@ def keyword_poll(
             except PlatformError as exc:
                 if isinstance(exc, RateLimited):
                     budget_block(budget, until=exc.reset_at)
-                _record_failure(cursor, exc, outcome)
+                _record_failure(cursor, exc, outcome, keyword=keyword)
                 return outcome
             pending = None
             outcome.pages += 1
@@ -393,7 +396,12 @@ def _commit_without_waiting_for_flush() -> None:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _record_failure(cursor: PollCursor, exc: PlatformError, outcome: PollOutcome) -> None:
+def _record_failure(
+    cursor: PollCursor, exc: PlatformError, outcome: PollOutcome, *, keyword: TrackedKeyword
+) -> None:
+    # The warning names the cursor by its keyword: the one at hand, not a fresh query, which
+    # would fail (and lose the warning) when the database is what went away meanwhile.
+    cursor.keyword = keyword
     outcome.error = cursor_record_failure(cursor, exc)
     if isinstance(exc, RateLimited):
         outcome.rate_limited_until = exc.reset_at
