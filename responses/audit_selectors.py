@@ -166,6 +166,16 @@ def _desk_sentence(entry: LogEntry, actor: str, data: dict) -> str:
         )
     if event == AuditEvent.REPLY_UNDO:
         return f"{actor} undid {reply} to {mention}"
+    if event == AuditEvent.REPLY_POSTED:
+        return (
+            f"Earshot posted {reply} to {mention} on {data.get('platform')} "
+            f"(its id there: {data.get('external_id')})"
+        )
+    if event == AuditEvent.REPLY_FAILED:
+        return (
+            f"Earshot could not post {reply} to {mention} on {data.get('platform')}: "
+            f"{_quoted(data.get('error'))}"
+        )
     if event == AuditEvent.REPLY_APPROVE:
         edited = ", edited" if data.get("edited") else ""
         return f"{actor} approved {reply} by {data.get('author')} to {mention}{edited}"

@@ -36,12 +36,13 @@ from responses.services.replies import (
     ReplyNeedsReview,
     reply_approve,
     reply_mark_handled,
+    reply_post,
     reply_return,
     reply_submit,
     reply_undo,
 )
 from responses.tasks import delete_expired_audit_entries
-from tests.conftest import _user, all_at_once
+from tests.conftest import _user, all_at_once, customer
 from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +50,7 @@ pytestmark = pytest.mark.django_db
 REPLY = "Hi Pia, so sorry about the parcel! Could you DM us your order number? ^AM"
 SOURCE_SECRET = "auditsecret-mastodon-token-8c1f"
 BRAND_SECRET = "auditsecret-x-bearer-5e2d"
+REPLY_GUS = "Hi Gus, so sorry your order is late! Could you DM us its number? ^AM"
 
 
 def desk_entries():
@@ -404,6 +406,51 @@ def test_a_send_and_its_undo_are_one_entry_each(mention, agent, settings):
     undone = desk_entries().latest("id")
     assert desk_entries().count() == 2 and undone.actor == agent
     assert audit_entry_sentence(undone) == f"alice undid reply #{reply.pk} to mention #{mention.pk}"
+
+
+@pytest.fixture
+def tweet_mention(x_sim, brand) -> Mention:
+    tweet = x_sim.add_tweet(text="@NorthwindHelp my order is late", author=customer("gus", "Gus"))
+    return make_mention(
+        brand=brand,
+        text=tweet["text"],
+        external_id=tweet["id"],
+        author=make_author(username="gus", name="Gus"),
+    )
+
+
+def test_the_post_on_the_platform_is_logged_as_earshots(x_sim, tweet_mention, agent, settings):
+    settings.REPLY_UNDO_SECONDS = 0
+    reply = reply_submit(mention_id=tweet_mention.pk, agent=agent, text=REPLY_GUS)
+
+    posted = reply_post(reply_id=reply.pk, give_up_on_transient=False)
+
+    entry = desk_entries().latest("id")
+    assert desk_entries().count() == 2 and entry.actor is None
+    assert audit_entry_sentence(entry) == (
+        f"Earshot posted reply #{reply.pk} to mention #{tweet_mention.pk} on X "
+        f"(its id there: {posted.external_id})"
+    )
+    assert len(x_sim.received_posts) == 1
+
+
+def test_a_failed_post_is_logged_with_the_platforms_reason(x_sim, tweet_mention, agent, settings):
+    settings.REPLY_UNDO_SECONDS = 0
+    reply = reply_submit(mention_id=tweet_mention.pk, agent=agent, text=REPLY_GUS)
+    x_sim.fail_next(
+        403, {"detail": "You are not allowed to create a Tweet with duplicate content."}
+    )
+
+    reply_post(reply_id=reply.pk, give_up_on_transient=False)
+
+    entry = desk_entries().latest("id")
+    assert desk_entries().count() == 2 and entry.actor is None
+    assert entry.additional_data["event"] == AuditEvent.REPLY_FAILED
+    assert audit_entry_sentence(entry).startswith(
+        f"Earshot could not post reply #{reply.pk} to mention #{tweet_mention.pk} on X: '"
+    )
+    assert "duplicate content" in audit_entry_sentence(entry)
+    assert x_sim.received_posts == []
 
 
 def test_a_refused_reply_logs_nothing(mention, agent):

@@ -44,6 +44,8 @@ class AuditEvent(models.TextChoices):
     REPLY_FOR_APPROVAL = "reply_for_approval", "Sent a reply for approval"
     TONE_OVERRIDE = "tone_override", "Sent a reply past tone-guard warnings"
     REPLY_UNDO = "reply_undo", "Undid a reply"
+    REPLY_POSTED = "reply_posted", "A reply reached its platform"
+    REPLY_FAILED = "reply_failed", "A reply failed to send"
     REPLY_APPROVE = "reply_approve", "Approved a reply"
     REPLY_SEND_BACK = "reply_send_back", "Sent a reply back"
 

@@ -431,6 +431,16 @@ def reply_post(
         Mention.objects.filter(pk=reply.mention_id, status=MentionStatus.REPLYING).update(
             status=MentionStatus.REPLIED
         )
+        audit_record(
+            event=AuditEvent.REPLY_POSTED,
+            actor=None,
+            mention_id=reply.mention_id,
+            reply_id=reply.pk,
+            details={
+                "platform": reply.mention.get_platform_display(),
+                "external_id": posted.external_id,
+            },
+        )
     return reply
 
 
@@ -464,6 +474,13 @@ def _reply_failed(reply: Reply, exc: PlatformError, *, maybe_posted: bool = Fals
             status=MentionStatus.CLAIMED,
             claimed_by_id=reply.agent_id,
             claim_expires_at=lease_end(timezone.now()),
+        )
+        audit_record(
+            event=AuditEvent.REPLY_FAILED,
+            actor=None,
+            mention_id=reply.mention_id,
+            reply_id=reply.pk,
+            details={"platform": reply.mention.get_platform_display(), "error": error},
         )
     reply.refresh_from_db()
 
