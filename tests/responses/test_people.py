@@ -301,3 +301,15 @@ def test_deactivation_is_in_the_audit_log_with_who_did_it(admin_client, admin_us
     ]
     assert entry.actor == admin_user
     assert entry.changes_dict["is_active"] == ["True", "False"]
+
+
+def test_an_invite_that_cannot_be_mailed_is_not_kept(admin_client, settings):
+    # A mail server that refuses the connection (nothing listens on port 9 here).
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9
+    response = admin_client.post(
+        reverse("responses:invite"), {"email": "nadia@example.com", "role": "agent"}
+    )
+    assert response.status_code == 502
+    assert "The invitation could not be e-mailed" in response.content.decode()
+    assert not Invite.objects.exists()
