@@ -25,6 +25,9 @@ EMBEDDED := $(BIN)/python -m config.embedded --
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 CHAOS_ARGS ?=
+# `make load`: how long the agents work (seconds, or 90s / 5m), and more options for bench/load.py.
+LOAD_DURATION ?= 300
+LOAD_ARGS ?=
 # Which Procfile.dev processes `make run` starts; empty: all (every platform's simulator).
 DEMO_PROCESSES ?=
 
@@ -52,7 +55,7 @@ RUN_SCRIPT := \
 	echo && echo "Earshot: http://127.0.0.1:8000/  (Ctrl-C stops everything)" && echo && \
 	trap "" HUP && exec honcho start --procfile Procfile.dev --env /dev/null $(DEMO_PROCESSES)
 
-.PHONY: help install run test bench chaos lint fmt chromium clean distclean
+.PHONY: help install run test bench chaos load lint fmt chromium clean distclean
 
 help: ## Show this help
 	@echo "Earshot: make TARGET"
@@ -83,6 +86,9 @@ bench: $(STAMP) ## Run the benchmarks (BENCH_ARGS="--quick" to pass options)
 # its own under var/chaos/ (it restarts them), and uses no other server.
 chaos: $(STAMP) ## Faults against real processes: lost, doubled, answered twice? (CHAOS_ARGS="--quick")
 	EARSHOT_DEVELOPMENT=1 $(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+
+load: $(STAMP) ## 50 agents work a 100k desk for 5 min (LOAD_DURATION=60 shortens it)
+	EARSHOT_DEVELOPMENT=1 $(EMBEDDED) $(BIN)/python -m bench.load --duration $(LOAD_DURATION) $(LOAD_ARGS)
 
 lint: $(STAMP) ## Check lint and formatting (ruff)
 	$(BIN)/ruff check .
