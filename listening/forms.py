@@ -305,6 +305,8 @@ class SourceForm(_CredentialInputs, forms.ModelForm):
         self.fields["base_url"].assume_scheme = "https"
         if platform in (Platform.HACKER_NEWS, Platform.RSS):
             del self.fields["account_handle"]  # their clients read no account
+        if platform != Platform.RSS:
+            del self.fields["allow_private_address"]  # only the feed client checks addresses
         stored = self.instance.credentials if self.instance.pk else {}
         self._add_credential_inputs(
             SOURCE_CREDENTIAL_FIELDS[platform], stored if isinstance(stored, dict) else {}
