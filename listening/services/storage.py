@@ -185,14 +185,21 @@ def _mentions_of(cursor, *, platform: str, external_ids: set[str]) -> dict[str, 
 
 
 def _recent_by_fingerprint(cursor, *, brand_id: int, fingerprints: set[str], now) -> dict[str, int]:
-    """The earliest mention of the brand in the copy window for each fingerprint."""
+    """The earliest mention of the brand in the copy window for each fingerprint.
+
+    One index probe per fingerprint (brand, fingerprint, posted_at): with `= ANY` and
+    DISTINCT ON, PostgreSQL chose a scan of the whole table while it was small, a cost that
+    grew with every page stored (5 ms a page at 2,800 mentions).
+    """
     if not fingerprints:
         return {}
     cursor.execute(
-        f"SELECT DISTINCT ON (text_fingerprint) text_fingerprint, id "
-        f"FROM {Mention._meta.db_table} WHERE brand_id = %s AND text_fingerprint = ANY(%s) "
-        "AND posted_at >= %s ORDER BY text_fingerprint, posted_at, id",
-        [brand_id, list(fingerprints), now - COPY_WINDOW],
+        "SELECT wanted.fingerprint, earliest.id FROM unnest(%s::text[]) AS wanted (fingerprint) "
+        "CROSS JOIN LATERAL ("
+        f"SELECT id FROM {Mention._meta.db_table} WHERE brand_id = %s "
+        "AND text_fingerprint = wanted.fingerprint AND posted_at >= %s "
+        "ORDER BY posted_at, id LIMIT 1) AS earliest",
+        [list(fingerprints), brand_id, now - COPY_WINDOW],
     )
     return dict(cursor.fetchall())
 
