@@ -41,8 +41,8 @@ from responses.services.replies import (
     reply_submit,
     reply_undo,
 )
-from responses.tasks import delete_expired_audit_entries
-from tests.conftest import _user, all_at_once, customer
+from responses.tasks import delete_expired_audit_entries, release_expired_claims
+from tests.conftest import _user, all_at_once, customer, wait_until
 from tests.factories import make_author, make_mention
 
 pytestmark = pytest.mark.django_db
@@ -697,3 +697,30 @@ def test_the_selector_hides_admin_entries_from_supervisors(keyword, mention, age
 
     assert [entry.additional_data["event"] for entry in desk] == [AuditEvent.CLAIM]
     assert everything.count() > desk.count()
+
+
+# --- through a real worker -------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_logs_lapsed_claims_and_applies_retention(celery_worker_process, brand, agent):
+    lapsed = make_mention(brand=brand, text="hello Northwind")
+    real_now = datetime.now(UTC)
+    lease = timedelta(minutes=django_settings.CLAIM_LEASE_MINUTES)
+    with time_machine.travel(real_now - lease - timedelta(minutes=1), tick=False):
+        mention_claim(mention_id=lapsed.pk, agent=agent)
+    with time_machine.travel(real_now - timedelta(days=400), tick=False):
+        long_closed = make_mention(brand=brand, text="hello again Northwind")
+        mention_close(mention_id=long_closed.pk, agent=agent, outcome="spam")
+
+    release_expired_claims.delay()
+    wait_until(lambda: desk_entries().filter(additional_data__event="claim_lapsed").exists())
+    delete_expired_audit_entries.delay()
+    wait_until(lambda: not desk_entries().filter(object_id=long_closed.pk).exists())
+
+    assert [(e.object_id, e.additional_data["event"]) for e in desk_entries().order_by("id")] == [
+        (lapsed.pk, "claim"),
+        (lapsed.pk, "claim_lapsed"),
+    ]
+    (entry,) = desk_entries().filter(additional_data__event="claim_lapsed")
+    assert entry.actor is None and entry.additional_data["previous_holder"] == "alice"
