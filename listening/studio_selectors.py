@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from listening.models import Brand, Mention, Platform
@@ -96,11 +96,7 @@ def keyword_preview(
     recent = Mention.objects.filter(brand=brand, posted_at__lte=now)
     if window_days is not None:
         recent = recent.filter(posted_at__gte=now - timedelta(days=window_days))
-    scanned_ids = recent.order_by("-posted_at", "-id").values("pk")[:scan_limit]
-    scanned = Mention.objects.filter(pk__in=scanned_ids).aggregate(
-        count=Count("pk"), oldest=Min("posted_at")
-    )
-    candidates = Mention.objects.filter(pk__in=scanned_ids)
+    scanned, oldest, candidates = _newest(recent, scan_limit)
     prefilter = sql_prefilter(query.root)
     if prefilter is not None:
         candidates = candidates.filter(prefilter)
@@ -108,7 +104,7 @@ def keyword_preview(
         "pk", "platform", "author__username", "posted_at", "text", "lang", "referenced_posts"
     )
     matched, newest = 0, []
-    for pk, platform, username, posted_at, text, lang, references in rows.iterator(chunk_size=500):
+    for pk, platform, username, posted_at, text, lang, references in rows:
         post = QueryablePost(
             text=text,
             author_username=username,
@@ -120,16 +116,32 @@ def keyword_preview(
         matched += 1
         if len(newest) < PREVIEW_SHOWN:
             newest.append(PreviewMatch(pk, platform, username, posted_at, text))
-    oldest = scanned["oldest"]
     return KeywordPreview(
         matched=matched,
-        scanned=scanned["count"],
+        scanned=scanned,
         scan_limit=scan_limit,
         window_days=window_days,
         newest=newest,
         span=max(now - oldest, SHORTEST_SPAN) if oldest is not None else None,
         since=oldest,
     )
+
+
+def _newest(mentions: QuerySet[Mention], limit: int) -> tuple[int, datetime | None, QuerySet]:
+    """(how many, the oldest time, the rows) of the newest `limit` of `mentions`.
+
+    The bound is a range on the brand's (brand, posted_at) index, found by stepping over
+    `limit` index entries: a `pk IN (... LIMIT n)` subquery would let PostgreSQL test the
+    words on every row of the brand before joining.
+    """
+    newest_first = mentions.order_by("-posted_at", "-id")
+    last = newest_first.values_list("posted_at", "pk")[limit - 1 : limit].first()
+    if last is None:
+        summary = mentions.aggregate(count=Count("pk"), oldest=Min("posted_at"))
+        return summary["count"], summary["oldest"], mentions
+    posted_at, pk = last
+    bounded = mentions.filter(Q(posted_at__gt=posted_at) | Q(posted_at=posted_at, pk__gte=pk))
+    return limit, posted_at, bounded
 
 
 def x_cost_estimate(*, per_day: float, poll_interval_seconds: int) -> XCostEstimate:

@@ -169,6 +169,18 @@ def test_the_preview_reads_only_the_newest_mentions_and_says_so(admin_client, br
     assert (wide.matched, wide.scanned, wide.limit_reached) == (5010, 5010, True)
 
 
+def test_mentions_posted_at_the_same_moment_are_read_newest_id_first(brand):
+    moment = datetime.now(UTC) - timedelta(hours=1)
+    first, second, third = (
+        make_mention(brand=brand, text=f"tie {n}", posted_at=moment) for n in range(3)
+    )
+
+    result = keyword_preview(brand=brand, query=parse_query("tie"), scan_limit=2)
+
+    assert (result.scanned, result.matched) == (2, 2)
+    assert [m.mention_id for m in result.newest] == [third.pk, second.pk]
+
+
 def test_words_sql_cannot_fold_like_python_are_left_to_the_matcher(brand):
     make_mention(brand=brand, text="Wir sind in der Hauptstraße")
     make_mention(brand=brand, text="HAUPTSTRASSE 5")
