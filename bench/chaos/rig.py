@@ -260,15 +260,17 @@ class Chaos:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         control = Celery("chaos-control", broker=self.redis.url, set_as_current=False)
+
+        def up() -> bool:
+            if process.poll() is not None:
+                return True
+            try:
+                return bool(control.control.ping(timeout=0.5, destination=[hostname]))
+            except Exception:  # Redis is just back: its old connections are closed
+                return False
+
         try:
-            wait_for(
-                lambda: (
-                    process.poll() is not None
-                    or bool(control.control.ping(timeout=0.5, destination=[hostname]))
-                ),
-                timeout=60,
-                what=f"celery worker {name} to answer a ping",
-            )
+            wait_for(up, timeout=60, what=f"celery worker {name} to answer a ping")
         finally:
             control.close()
         if process.poll() is not None:
