@@ -6,10 +6,12 @@ else's tests share), a `redis-server` on a free port, the X simulator on a free 
 real `celery worker` processes (solo pool, the project's config.celery app and settings).
 
 Beat's part is played by a driven dispatcher, a thread of this process that sends the real
-`listening.tasks.poll_keyword` task whenever the queue is empty: beat's own dispatcher would
+`listening.tasks.poll_keyword` task whenever the queue is empty, and the lost-reply sweeper
+(`responses.tasks.resume_stalled_replies`) every 5 s: beat's own dispatcher would
 poll the keyword at most every 5 s (the shortest interval a keyword may have), which would
 make every recovery time a multiple of 5 s instead of a measurement. Replies go through the
-real path: `reply_submit` here, the `send_reply` task in a worker.
+real path: `reply_submit` here, the `send_reply` task in a worker. A worker that dies of a
+fault is started again, as docker-compose's restart policy would, and named in the report.
 
 The stream is the simulator's timeline: posts with ids this process knows, a tenth of them
 reposts and copies (which fold under a mention instead of becoming one). After each fault
