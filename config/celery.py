@@ -23,7 +23,18 @@ def freeze_startup_objects(**_kwargs: Any) -> None:
     each child's first collections copied most of Django's, Celery's and Earshot's loaded
     modules into pages of its own (about 33 MB more over two children, measured with
     bench/worker_memory.py). `gc.freeze()`, meant for this, moves them out of the
-    collector's sight. Runs in the main process, before the pool forks.
+    collector's sight. Runs in the main process, before the pool forks; what every poll
+    task needs is loaded first, so that it is shared too.
     """
+    _load_what_every_poll_uses()
     gc.collect()
     gc.freeze()
+
+
+def _load_what_every_poll_uses() -> None:
+    """Load, once and shared, what each child would otherwise load for itself on its first
+    poll: VADER's lexicon and the X client with tweepy and its OAuth stack."""
+    from listening.clients import x  # noqa: F401  (imported for its side effect: loaded)
+    from listening.services.sentiment import sentiment_analyzer
+
+    sentiment_analyzer()

@@ -225,6 +225,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", "60")
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", "90")
+# A pool child grown past this many MB resident is replaced by a fresh fork once its task
+# ends (0: never). The fresh child shares the main process's pages again: a worker's memory
+# stays near its start-up size however many mentions it ingests (bench/worker_memory.py).
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = envint("WORKER_MAX_MEMORY_PER_CHILD_MB", "100") * 1024 or None
 # Above the longest task, so a task acknowledged late is not redelivered while still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
