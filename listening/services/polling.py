@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,7 +38,6 @@ from listening.services.budgets import (
     budget_take,
 )
 from listening.services.scheduling import KeywordLoad, plan_poll_intervals
-from listening.services.sentiment import sentiment_score_many
 from listening.services.storage import page_store
 
 logger = logging.getLogger(__name__)
@@ -111,84 +109,32 @@ def keyword_poll(
         )
         return outcome
     budget = budget_for_keyword(keyword)
-    if max_pages < 1 or not _budget_allows_call(budget, cursor, outcome):
-        return outcome
-    request = _PageRequest(since_id=cursor.since_id or None, next_token=cursor.next_token or None)
-    # The next page is asked for while this one is stored: the platform's answer, its
-    # parsing and its scoring overlap PostgreSQL's work (a thread: it touches no database).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="earshot-fetch") as fetcher:
-        pending = None
-        for number in range(max_pages):
-            try:
-                if pending is None:
-                    page = _fetch_page(client, remote_query, request)
-                else:
-                    page = pending.result()
-            except PlatformError as exc:
-                if isinstance(exc, RateLimited):
-                    budget_block(budget, until=exc.reset_at)
-                _record_failure(cursor, exc, outcome, keyword=keyword)
-                return outcome
-            pending = None
-            outcome.pages += 1
-            if local_filter is not None:
-                _keep_matching(page, local_filter)
-            _drop_oversized_cursor(page, keyword)
-            expected = _following_request(cursor, page) if number + 1 < max_pages else None
-            budget_spent = False
-            if expected is not None:
-                if _budget_allows_call(budget, cursor, outcome):
-                    pending = fetcher.submit(_fetch_page, client, remote_query, expected)
-                else:
-                    budget_spent = True
-            cursor = _store_page(
-                keyword=keyword, cursor=cursor, page=page, outcome=outcome, budget=budget
+
+    for _ in range(max_pages):
+        if not _budget_allows_call(budget, cursor, outcome):
+            return outcome
+        try:
+            page = client.search_page(
+                query=remote_query,
+                since_id=cursor.since_id or None,
+                next_token=cursor.next_token or None,
             )
-            if cursor is None or budget_spent:  # another poll got there first, or no budget
-                return outcome
-            if not cursor.next_token or cursor.is_rate_limited:
-                break
-            request = _PageRequest(
-                since_id=cursor.since_id or None, next_token=cursor.next_token or None
-            )
-            if pending is not None and request != expected:
-                # Only a poll racing this one moves the cursor elsewhere: the page asked for
-                # ahead is not the next one, so it is dropped (one call spent for nothing).
-                pending = None
-            more_pages = number + 1 < max_pages
-            if pending is None and more_pages and not _budget_allows_call(budget, cursor, outcome):
-                return outcome
+        except PlatformError as exc:
+            if isinstance(exc, RateLimited):
+                budget_block(budget, until=exc.reset_at)
+            _record_failure(cursor, exc, outcome, keyword=keyword)
+            return outcome
+        outcome.pages += 1
+        if local_filter is not None:
+            _keep_matching(page, local_filter)
+        cursor = _store_page(
+            keyword=keyword, cursor=cursor, page=page, outcome=outcome, budget=budget
+        )
+        if cursor is None:  # a concurrent poll of this keyword got there first
+            return outcome
+        if not cursor.next_token or cursor.is_rate_limited:
+            break
     return outcome
-
-
-@dataclass(frozen=True, slots=True)
-class _PageRequest:
-    since_id: str | None
-    next_token: str | None
-
-
-def _fetch_page(client: PlatformClient, query: str, request: _PageRequest) -> SearchPage:
-    """One page from the platform, its texts already scored (the scores are remembered for
-    storing; reposts are left out, as they mostly fold under their original unscored)."""
-    page = client.search_page(query=query, since_id=request.since_id, next_token=request.next_token)
-    sentiment_score_many(texts=[post.text for post in page.posts if post.reposted_id is None])
-    return page
-
-
-def _following_request(cursor: PollCursor, page: SearchPage) -> _PageRequest | None:
-    """The request that follows `page` once it is stored, or None if the round ends with it
-    (its last page, a spent rate limit, or a new keyword's first page: the rest is history
-    for the backfill)."""
-    first_page_ever = (
-        cursor.backfill_done_at is None
-        and not cursor.backfill_next_token
-        and not cursor.since_id
-        and not cursor.next_token
-    )
-    rate_limit_spent = page.rate_limit is not None and page.rate_limit.remaining <= 0
-    if not page.next_token or first_page_ever or rate_limit_spent:
-        return None
-    return _PageRequest(since_id=cursor.since_id or None, next_token=page.next_token)
 
 
 def _budget_allows_call(budget: BudgetSpec, cursor: PollCursor, outcome: PollOutcome) -> bool:
@@ -300,6 +246,7 @@ def _store_page(
             item.reason,
             item.raw,
         )
+    _drop_oversized_cursor(page, keyword)
     now = timezone.now()
     with transaction.atomic():
         locked = PollCursor.objects.select_for_update().get(pk=cursor.pk)

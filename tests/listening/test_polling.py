@@ -386,9 +386,9 @@ def test_an_invalid_stored_query_is_reported_and_never_sent(x_sim, brand):
     assert cursor.next_poll_at > datetime.now(UTC) + timedelta(minutes=14)
 
 
-def test_the_page_asked_for_ahead_failing_keeps_the_page_before_it(x_sim, keyword):
-    """The next page is requested while the current one is stored; if that request fails,
-    the stored page stays stored and the round resumes from the page that failed."""
+def test_a_page_failing_mid_round_keeps_the_page_before_it(x_sim, keyword):
+    """The page before the failure stays stored and the round resumes from the page that
+    failed, with nothing stored twice."""
     start_listening(keyword)
     add_stream(x_sim, 250, "ahead")
     answer = x_sim.handle
