@@ -105,3 +105,22 @@ def role_required(
         return wrapped
 
     return decorator
+
+
+class AdminRoleBackend:
+    """Earshot's admins may do everything in Django's admin, as superusers may.
+
+    Django's admin asks for model permissions, which only superusers hold by default: an
+    admin invited from /people/ would open the admin's index and nothing in it (brands,
+    playbooks). Everyone else gets no permission from here; agents and supervisors never
+    reach the admin at all (config/admin.py). Authenticates no one.
+    """
+
+    def authenticate(self, request: HttpRequest | None, **credentials: Any) -> None:
+        return None
+
+    def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
+        return has_role(user_obj, ADMIN)
+
+    def has_module_perms(self, user_obj: Any, app_label: str) -> bool:
+        return has_role(user_obj, ADMIN)

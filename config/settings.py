@@ -149,6 +149,8 @@ LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = [
     "config.security.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # The admin role holds every permission of Django's admin (config/roles.py).
+    "config.roles.AdminRoleBackend",
 ]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "5")
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", "15"))

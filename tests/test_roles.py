@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from listening.models import AuthorTagKind, Platform, Source, Team
+from listening.models import AuthorTagKind, Brand, Platform, Source, Team
 from responses.models import Invite, Reply, ReplyStatus, SavedView
 from tests.factories import make_mention
 
@@ -87,9 +87,17 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "listening:brand-x-test": (ADMIN, POST),
     "responses:audit": (SUPERVISOR, GET),
 }
-# Pages of Django's admin that the admin role opens by itself: its model pages also ask for
-# Django's model permissions (superusers have them all), which no role grants.
-ADMIN_SAMPLE = ("admin:index", "admin:password_change", "admin:jsi18n")
+# Pages of Django's admin the table checks, model pages among them: the admin role holds
+# every model permission there (config.roles.AdminRoleBackend), not only superusers.
+ADMIN_SAMPLE = (
+    "admin:index",
+    "admin:password_change",
+    "admin:jsi18n",
+    "admin:listening_brand_changelist",
+    "admin:listening_brand_add",
+    "admin:responses_playbook_changelist",
+    "admin:auth_user_changelist",
+)
 RANK = {None: 0, AGENT: 1, SUPERVISOR: 2, ADMIN: 3}
 VISITORS = ("anonymous", None, AGENT, SUPERVISOR, ADMIN)  # least first: their POSTs go first
 
@@ -301,3 +309,25 @@ def test_admins_add_keywords_with_a_cursor_and_bad_queries_are_explained(client,
     )
     (created,) = brand.keywords.all()
     assert created.query == '"Northwind Coffee"' and created.cursor.since_id == ""
+
+
+def test_an_admin_who_is_not_a_superuser_adds_a_brand_in_djangos_admin(
+    client, admin_user, supervisor
+):
+    assert not admin_user.is_superuser
+    admin_user.is_staff = True
+    admin_user.save()
+    supervisor.is_staff = True  # staff alone is not enough: the role decides
+    supervisor.save()
+    url = reverse("admin:listening_brand_add")
+    # The brand's page edits its keywords inline: an empty set of them.
+    form = {"name": "Contoso Tea", "keywords-TOTAL_FORMS": "0", "keywords-INITIAL_FORMS": "0"}
+
+    client.force_login(supervisor)
+    assert client.post(url, form).status_code == 403
+    assert not Brand.objects.filter(name="Contoso Tea").exists()
+
+    client.force_login(admin_user)
+    response = client.post(url, form)
+    assert response.status_code == 302
+    assert Brand.objects.filter(name="Contoso Tea").exists()
