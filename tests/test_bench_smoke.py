@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.throwaway import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +73,31 @@ def test_latency_benchmark_times_posts_through_web_worker_and_beat(tmp_path: Pat
         if "database earshot_bench_" in line
     )
     assert not _database_exists(database)
+
+
+def test_worker_memory_benchmark_reads_a_prefork_worker_after_its_ingest(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+
+    _run(
+        [
+            "-m", "bench", "--only", "worker_memory", "--worker-mentions", "2000",
+            "--output", str(output),
+        ]
+    )  # fmt: skip
+
+    memory = json.loads(output.read_text())["worker_memory"]
+    assert memory["mentions"] == 2000
+    assert memory["tasks"] >= 2  # two keywords, each polled at least once
+    for moment in ("at_start", "at_end"):
+        figures = memory[moment]
+        assert len(figures["children_rss_mb"]) == 2  # the prefork pool's two children
+        assert figures["main_rss_mb"] > 0
+        assert figures["pss_total_mb"] == pytest.approx(
+            figures["main_pss_mb"] + sum(figures["children_pss_mb"]), abs=0.2
+        )
+        # PSS shares the pages the children hold in common: never more than RSS.
+        assert figures["pss_total_mb"] <= figures["rss_total_mb"]
+    assert memory["peak_pss_total_mb"] >= memory["at_start"]["pss_total_mb"]
 
 
 def test_load_test_runs_agents_without_errors_or_double_work(tmp_path: Path) -> None:
