@@ -275,6 +275,8 @@ def summarise(
         "target_ratio": TARGET_RATIO,
         "target_met": ratio >= TARGET_RATIO,
         "ingest_vader_calls": max(timings.vader_calls),
+        # The same in every repetition: each starts with no remembered score.
+        "ingest_vader_calls_per_repetition": timings.vader_calls,
         "distinct_texts": len({tweet["text"] for tweet in tweets}),
         "ingest_simulator_seconds": [round(value, 4) for value in timings.simulator_seconds],
         "ingest_without_simulator_items_per_second": round(count / own_seconds, 1),

@@ -147,3 +147,28 @@ def test_double_claims_are_overlapping_holds_by_different_agents() -> None:
     ]
 
     assert double_claims(holds) == 1
+
+
+def test_ingest_benchmark_stores_every_post_and_scores_each_repetition_afresh(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "results.json"
+
+    _run(
+        ["-m", "bench", "--only", "ingest", "--mentions", "300", "--repeat", "2"]
+        + ["--output", str(output)]
+    )
+
+    ingest = json.loads(output.read_text())["ingest"]
+    assert (ingest["mentions"], ingest["repetitions"]) == (300, 2)
+    assert set(ingest["figures"]) == {
+        "earshot ingest",
+        "VADER alone",
+        "bare batched upsert",
+        "earshot ingest, amplified",
+    }
+    # No repetition finds its scores remembered from the one before: each scores as many
+    # texts as the first, at most one per distinct text.
+    first, second = ingest["ingest_vader_calls_per_repetition"]
+    assert first == second
+    assert 0 < first <= ingest["distinct_texts"] < 300
