@@ -14,9 +14,9 @@ POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
 # Distinct texts whose scores a process remembers. Reposts, copy-paste complaints and
 # templated posts repeat the same words across pages and polls, and VADER always gives the
-# same words the same score: remembering them saves most of the scoring in a busy stream.
-# At most a few hundred bytes a text: about 10 MB at this size.
-SCORE_CACHE_SIZE = 32_768
+# same words the same score. Each entry keeps its text alive: 250 to 600 bytes, so at most
+# about 2.5 MB per worker child (the worker's memory goal has little room, BENCHMARKS.md).
+SCORE_CACHE_SIZE = 4_096
 
 
 @dataclass(frozen=True, slots=True)
