@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
 from typing import IO
@@ -25,6 +26,7 @@ from config.celery import app as celery_app
 from config.roles import ADMIN, AGENT, SUPERVISOR
 from listening.models import Brand, TrackedKeyword
 from listening.services.keywords import keyword_create
+from listening.services.polling import keyword_poll
 from listening.simulators.x_api import XApiSimulator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +153,40 @@ def customer(username: str, name: str = "", followers: int = 120) -> dict:
         "listed_count": 2,
         "verified": False,
     }
+
+
+def search_requests(sim) -> list:
+    """The X simulator's requests to recent search, in order."""
+    return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
+
+
+def add_stream(
+    sim,
+    count: int,
+    label: str,
+    *,
+    spacing: timedelta = timedelta(milliseconds=10),
+    last_ago: timedelta = timedelta(0),
+) -> list[dict]:
+    """`count` matching posts by different customers, `spacing` apart, the last `last_ago`
+    ago (by default just now: newer than any post before them)."""
+    base = datetime.now(UTC) - last_ago - spacing * count
+    return [
+        sim.add_tweet(
+            text=f"@NorthwindHelp {label} {n}",
+            author=customer(f"{label}{n}"),
+            created_at=base + spacing * n,
+        )
+        for n in range(count)
+    ]
+
+
+POLL_TASK = "listening.tasks.poll_keyword"
+
+
+def listening_started(keyword) -> None:
+    """Past the keyword's first round, so a poll is a live multi-page round."""
+    assert keyword_poll(keyword_id=keyword.pk, max_pages=1).ok
 
 
 # --- a real Celery worker ----------------------------------------------------------------

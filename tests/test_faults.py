@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -23,33 +22,16 @@ from django.db import OperationalError, connection
 
 from listening.models import Mention, PollCursor
 from listening.services.polling import keyword_poll
-from tests.conftest import customer, start_celery_worker, wait_until
+from tests.conftest import (
+    POLL_TASK,
+    add_stream,
+    listening_started,
+    search_requests,
+    start_celery_worker,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-POLL_TASK = "listening.tasks.poll_keyword"
-
-
-def search_requests(sim) -> list:
-    return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
-
-
-def add_stream(sim, count: int, label: str) -> list[dict]:
-    """`count` posts 10 ms apart, the last one just now (newer than any before them)."""
-    base = datetime.now(UTC) - timedelta(milliseconds=10 * count)
-    return [
-        sim.add_tweet(
-            text=f"@NorthwindHelp {label} {n}",
-            author=customer(f"{label}{n}"),
-            created_at=base + timedelta(milliseconds=10 * n),
-        )
-        for n in range(count)
-    ]
-
-
-def listening_started(keyword) -> None:
-    """Past the keyword's first round, so a poll is a live multi-page round."""
-    assert keyword_poll(keyword_id=keyword.pk, max_pages=1).ok
 
 
 def sender(broker_url: str) -> Celery:

@@ -41,13 +41,15 @@ from config.probe import probe, probe_host
 from listening.clients.base import PlatformUnavailable, RequestRejected
 from listening.clients.feeds import FeedClient
 from listening.models import Brand, Mention, Platform, Source, TrackedKeyword
-from listening.services.polling import keyword_poll
 from tests.conftest import (
+    POLL_TASK,
     REPO_ROOT,
     SIM_BEARER,
     _database_url,
     _wait_for_worker,
-    customer,
+    add_stream,
+    listening_started,
+    search_requests,
     wait_until,
 )
 
@@ -377,30 +379,6 @@ def test_https_refuses_a_certificate_for_another_name(monkeypatch, tls_feed):
 
 
 # --- graceful shutdown: SIGTERM lets the running task finish ----------------------------------
-
-POLL_TASK = "listening.tasks.poll_keyword"
-
-
-def search_requests(sim) -> list:
-    return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
-
-
-def add_stream(sim, count: int, label: str) -> list[dict]:
-    """`count` posts 10 ms apart, the last one just now."""
-    base = datetime.now(UTC) - timedelta(milliseconds=10 * count)
-    return [
-        sim.add_tweet(
-            text=f"@NorthwindHelp {label} {n}",
-            author=customer(f"{label}{n}"),
-            created_at=base + timedelta(milliseconds=10 * n),
-        )
-        for n in range(count)
-    ]
-
-
-def listening_started(keyword) -> None:
-    """Past the keyword's first round, so the next poll reads only what is new."""
-    assert keyword_poll(keyword_id=keyword.pk, max_pages=1).ok
 
 
 def start_prefork_worker(queue: str, simulator) -> tuple[subprocess.Popen, IO[str], str]:

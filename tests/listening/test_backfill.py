@@ -10,13 +10,9 @@ from listening.models import Mention, MentionStatus, PollCursor, RateBudget
 from listening.services.budgets import budget_for_keyword, budget_take
 from listening.services.keywords import keyword_update
 from listening.services.polling import backfill_due, keyword_backfill_page, keyword_poll
-from tests.conftest import customer
+from tests.conftest import customer, search_requests
 
 pytestmark = pytest.mark.django_db
-
-
-def search_requests(sim) -> list:
-    return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
 
 
 def add_history(sim, count: int) -> list[dict]:

@@ -27,13 +27,9 @@ from listening.services.scheduling import (
     plan_poll_intervals,
     worst_calls_per_second,
 )
-from tests.conftest import all_at_once, customer
+from tests.conftest import all_at_once, customer, search_requests
 
 X_APP = BudgetSpec("x-search:test", limit=450, window_seconds=900)
-
-
-def search_requests(sim) -> list:
-    return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
 
 
 # --- the budget itself, on real PostgreSQL ---------------------------------------------------

@@ -16,7 +16,7 @@ from listening.models import Author, Brand, Mention, PollCursor, SentimentLabel
 from listening.services.keywords import keyword_create
 from listening.services.polling import keyword_poll, poll_claim_due
 from listening.services.sentiment import sentiment_label
-from tests.conftest import all_at_once, customer
+from tests.conftest import add_stream, all_at_once, customer, search_requests
 
 pytestmark = pytest.mark.django_db
 
@@ -27,29 +27,12 @@ def poll_output() -> str:
     return out.getvalue()
 
 
-def search_requests(sim) -> list:
-    return [entry for entry in sim.requests_log if entry[1] == "/2/tweets/search/recent"]
-
-
 def start_listening(keyword) -> None:
     """Put the keyword's first round, and with it its backfill, behind it (tests of live
     multi-page rounds; a new keyword's first round reads one page, see test_backfill.py)."""
     outcome = keyword_poll(keyword_id=keyword.pk, max_pages=1)
     assert outcome.ok and outcome.stored == 0
     assert PollCursor.objects.get(keyword=keyword).backfill_done_at is not None
-
-
-def add_stream(sim, count: int, label: str) -> list[dict]:
-    """`count` matching posts by different customers, a second apart, ending an hour ago."""
-    base = datetime.now(UTC) - timedelta(hours=1, seconds=count)
-    return [
-        sim.add_tweet(
-            text=f"@NorthwindHelp {label} {n}",
-            author=customer(f"{label}{n}"),
-            created_at=base + timedelta(seconds=n),
-        )
-        for n in range(count)
-    ]
 
 
 def test_it_stores_matching_posts_with_author_and_sentiment(x_sim, keyword):
