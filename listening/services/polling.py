@@ -381,6 +381,12 @@ def poll_cursors_ensure(*, due_at: datetime) -> int:
     return len(created)
 
 
+# Beat's dispatches drift by milliseconds: a keyword due just after this dispatch would wait
+# a whole dispatch period more (a 10 s keyword polled every 15 s). Claiming it this much early
+# keeps it on its interval.
+DUE_SLACK = timedelta(seconds=1)
+
+
 def poll_claim_due(*, now: datetime | None = None) -> list[int]:
     """Claim every due, active, unblocked keyword for one poll; return their ids.
 
@@ -394,7 +400,7 @@ def poll_claim_due(*, now: datetime | None = None) -> list[int]:
     due = PollCursor.objects.filter(
         Q(blocked_until__isnull=True) | Q(blocked_until__lte=now),
         keyword__is_active=True,
-        next_poll_at__lte=now,
+        next_poll_at__lte=now + DUE_SLACK,
     ).values_list("pk", "keyword_id", "keyword__poll_interval_seconds", "next_poll_at")
     claimed: list[int] = []
     for cursor_pk, keyword_id, interval, seen_next_poll_at in due:

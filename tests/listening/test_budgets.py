@@ -169,4 +169,4 @@ def test_the_dispatcher_spaces_polls_by_the_plan(x_sim, brand):
     expected = 30 * 900 / (450 * (1 - RESERVE))
     for cursor in PollCursor.objects.all():
         assert (cursor.next_poll_at - now).total_seconds() == pytest.approx(expected, abs=0.01)
-    assert poll_claim_due(now=now + timedelta(seconds=expected - 1)) == []
+    assert poll_claim_due(now=now + timedelta(seconds=expected - 2)) == []

@@ -270,6 +270,14 @@ def test_the_dispatcher_claims_each_due_active_keyword_once(keyword, brand):
     assert paused.pk not in poll_claim_due(now=now + timedelta(days=1))
 
 
+def test_a_keyword_due_a_moment_after_a_dispatch_is_not_left_for_the_next_one(keyword):
+    # Polled every 30 s; beat dispatches every 5 s, a few milliseconds early or late.
+    now = datetime.now(UTC)
+    assert poll_claim_due(now=now) == [keyword.pk]
+    assert poll_claim_due(now=now + timedelta(seconds=28)) == []
+    assert poll_claim_due(now=now + timedelta(seconds=29, milliseconds=990)) == [keyword.pk]
+
+
 def test_the_dispatcher_gives_a_cursor_to_keywords_made_in_django_admin(brand):
     from listening.models import TrackedKeyword
 
