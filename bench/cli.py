@@ -33,7 +33,7 @@ from typing import Any
 from bench import ingest
 from bench.machine import git_commit, git_dirty, machine_info
 from bench.report import Figure, machine_line, table
-from bench.throwaway import throwaway_database
+from bench.throwaway import django_setup, throwaway_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     database = f"earshot_bench_{os.getpid()}"
     _progress(f"{', '.join(args.only)}{' (quick)' if args.quick else ''}, database {database}")
     with throwaway_database(server_url, database) as database_url:
-        _django_setup(database_url=database_url)
+        django_setup(database_url=database_url)
         from django.core.management import call_command
 
         from bench import measure  # the ORM is usable only from here on
@@ -167,18 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     _progress(f"wrote {args.output}")
     return 0
-
-
-def _django_setup(*, database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    # DEBUG keeps every SQL statement in memory; that bookkeeping is not what is measured.
-    os.environ["DEBUG"] = "False"
-    # The benchmark signs nothing that outlives it, so development's throwaway SECRET_KEY will do.
-    os.environ.setdefault("EARSHOT_DEVELOPMENT", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
 
 
 def _run(args: argparse.Namespace, *, database_url: str) -> dict[str, dict[str, Any]]:

@@ -42,7 +42,7 @@ from typing import Any
 from bench import processes
 from bench.machine import git_commit, git_dirty, machine_info
 from bench.report import Figure, Goal, machine_line, table
-from bench.throwaway import throwaway_database
+from bench.throwaway import django_setup, throwaway_database
 
 REPO_ROOT = processes.REPO_ROOT
 RESULTS_PATH = Path(__file__).resolve().parent / "load_results.json"
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     database = f"earshot_load_{os.getpid()}"
     _progress(f"{args.users} agents for {args.duration}s on {args.mentions:,} mentions")
     with throwaway_database(server_url, database) as database_url:
-        _django_setup(database_url=database_url)
+        django_setup(database_url=database_url)
         from bench import measure
 
         try:
@@ -139,16 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     _progress(f"wrote {args.output}")
     return 0
-
-
-def _django_setup(*, database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["DEBUG"] = "False"
-    os.environ.setdefault("EARSHOT_DEVELOPMENT", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
 
 
 def _run(args: argparse.Namespace, *, database_url: str, redis_url: str) -> dict[str, Any]:
