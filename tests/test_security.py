@@ -384,15 +384,17 @@ def test_source_credentials_keep_masked_values_and_take_new_ones(client, admin_u
 
 
 @pytest.mark.django_db
-def test_view_only_staff_cannot_open_the_pages_that_hold_secrets(client, admin_user, brand):
+def test_view_only_staff_cannot_open_the_pages_that_hold_secrets(client, outsider, brand):
     # Django's admin shows view-only users every field in full: they get no page at all.
-    admin_user.is_staff = True
-    admin_user.save()
-    admin_user.user_permissions.add(
+    # (The admin role holds every permission there; staff without it, whatever Django
+    # permissions they were given, are refused.)
+    outsider.is_staff = True
+    outsider.save()
+    outsider.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_brand", "view_source"])
     )
     source = reddit_source(brand)
-    client.force_login(admin_user)
+    client.force_login(outsider)
     assert client.get(reverse("admin:listening_brand_change", args=[brand.pk])).status_code == 403
     assert client.get(reverse("admin:listening_source_change", args=[source.pk])).status_code == 403
 
