@@ -12,6 +12,7 @@ import time_machine
 from auditlog.models import LogEntry
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
@@ -269,6 +270,28 @@ def test_claim_next_logs_the_mention_it_handed_out_and_nothing_when_the_queue_is
 
     assert mention_claim_next(agent=agent) is None
     assert desk_entries().count() == 1
+
+
+def test_entries_name_the_mention_type_the_database_has_not_one_a_process_remembers(brand, agent):
+    # A worker that outlives the database's content types (a restore into a fresh database,
+    # a test run's flush) remembers ids that are gone: the entry must not use them.
+    real = ContentType.objects.get_for_model(Mention)
+    ContentType.objects.clear_cache()
+    ContentType.objects._add_to_cache(  # what a long-lived process would hold
+        connection.alias, ContentType(pk=real.pk + 10_000, app_label="listening", model="mention")
+    )
+    try:
+        first, second = (make_mention(brand=brand, text=f"hi Northwind {n}") for n in (1, 2))
+        mention_claim(mention_id=first.pk, agent=agent)
+        mention_claim_next(agent=agent)
+    finally:
+        ContentType.objects.clear_cache()
+
+    entries = LogEntry.objects.filter(additional_data__has_key="event")
+    assert sorted(entries.values_list("object_id", "content_type_id")) == [
+        (first.pk, real.pk),
+        (second.pk, real.pk),
+    ]
 
 
 def test_claim_next_writes_the_entry_a_claim_would_column_by_column(brand, agent):

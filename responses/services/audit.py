@@ -26,6 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models
+from django.db.models import Subquery
 from django.utils import timezone
 
 from listening.models import Mention
@@ -83,10 +84,20 @@ def _username(user: AbstractBaseUser | None) -> str | None:
     return user.get_username() if user is not None else None
 
 
+def _content_type_id(model: type) -> Subquery:
+    """The model's content type, read by the INSERT itself rather than from Django's
+    per-process cache: a long-lived worker's cached ids would outlive a database whose
+    content types were made again (a restore into a fresh database, a test run's flush)."""
+    meta = model._meta
+    return Subquery(
+        ContentType.objects.filter(app_label=meta.app_label, model=meta.model_name).values("pk")
+    )
+
+
 def _entry(record: AuditEventRecord, *, now: datetime, cid: str | None) -> LogEntry:
     actor = record.actor
     return LogEntry(
-        content_type=ContentType.objects.get_for_model(record.target.model),
+        content_type_id=_content_type_id(record.target.model),
         object_pk=str(record.target.pk),
         object_id=record.target.pk,
         object_repr=record.target.label,
@@ -157,12 +168,14 @@ def audit_insert_for_mentions_sql(
     sql = (
         f"INSERT INTO {connection.ops.quote_name(LogEntry._meta.db_table)} "
         f"({', '.join(column[name] for name in names)}) "
-        f"SELECT %s, {rows}.id::text, {rows}.id, 'mention #' || {rows}.id, %s, '', %s, %s, %s, "
+        f"SELECT (SELECT id FROM {ContentType._meta.db_table} WHERE app_label = %s AND "
+        f"model = %s), {rows}.id::text, {rows}.id, 'mention #' || {rows}.id, %s, '', %s, %s, %s, "
         f"%s, %s, jsonb_build_object('event', %s::text, 'mention_id', {rows}.id, "
         f"'reply_id', NULL, 'actor_name', %s::text) FROM {rows}"
     )
     params: list[object] = [
-        ContentType.objects.get_for_model(Mention).pk,
+        Mention._meta.app_label,
+        Mention._meta.model_name,
         LogEntry.Action.UPDATE,
         actor.pk,
         getattr(actor, "email", "") or None,
