@@ -179,7 +179,14 @@ class Chaos:
                     call_command("migrate", verbosity=0)
                     self._seed()
                 finally:
-                    self.workers = [future.result() for future in starting]
+                    for future in starting:
+                        # One that failed to start stopped itself; the others are stopped
+                        # with the run.
+                        with contextlib.suppress(Exception):
+                            self.workers.append(future.result())
+            for future in starting:
+                if future.exception() is not None:
+                    raise future.exception()
             self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
             self._dispatcher.start()
             self._dispatching.set()
@@ -271,9 +278,14 @@ class Chaos:
 
         try:
             wait_for(up, timeout=60, what=f"celery worker {name} to answer a ping")
+        except BaseException:
+            # Not yet in self.workers: stopped here, or it would outlive the run.
+            self._stop_worker(Worker(name, process, log))
+            raise
         finally:
             control.close()
         if process.poll() is not None:
+            log.close()
             raise RuntimeError(f"celery worker {name} exited at start: see {log.name}")
         return Worker(name, process, log)
 
@@ -295,8 +307,13 @@ class Chaos:
             worker.log.close()
         with ThreadPoolExecutor(max_workers=len(dead)) as starter:
             started = {w.name: starter.submit(self.start_worker, w.name) for w in dead}
-            for worker in dead:
+        # Every worker that did start is kept, so the run stops it even if another failed.
+        for worker in dead:
+            if started[worker.name].exception() is None:
                 self.workers[self.workers.index(worker)] = started[worker.name].result()
+        for future in started.values():
+            if future.exception() is not None:
+                raise future.exception()
         return [worker.name for worker in dead]
 
     def worker_state(self, worker: Worker) -> str:
