@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -285,14 +286,32 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
     form = ReplyForm(request.POST, mention=mention)
     if not form.is_valid():
         return _render_mention(request, mention, form, status=400)
+    return _reply_submitted(
+        request,
+        mention,
+        form,
+        override_reason=form.cleaned_data["override_reason"],
+        playbook=playbook_for_mention(mention),
+    )
+
+
+def _reply_submitted(
+    request: HtmxHttpRequest,
+    mention: Mention,
+    form: ReplyForm,
+    *,
+    success_prefix: str = "",
+    **submit: Any,
+) -> HttpResponse:
+    """Submit the form's reply (`submit`: reply_submit's other arguments) and answer: the
+    queue when it went, the mention page again when the tone guard or a colleague stops it."""
     try:
         reply = reply_submit(
             mention_id=mention.pk,
             agent=request.user,
             text=form.cleaned_data["text"],
             opened_at=form.cleaned_data["opened_at"],
-            override_reason=form.cleaned_data["override_reason"],
-            playbook=playbook_for_mention(mention),
+            **submit,
         )
     except ReplyNeedsReview as review:
         return _render_mention(request, mention, form, status=422, review=review)
@@ -300,13 +319,13 @@ def reply_send_view(request: HtmxHttpRequest, mention_id: int) -> HttpResponse:
         messages.error(request, str(refusal))
         return _render_mention(
             request,
-            _mention_or_404(request, mention_id),
+            _mention_or_404(request, mention.pk),
             form,
             status=409,
             other_reply=refusal.other_reply,
         )
     presence_leave(mention_id=mention.pk, username=request.user.get_username())
-    messages.success(request, _sent_message(reply))
+    messages.success(request, f"{success_prefix}{_sent_message(reply)}")
     return redirect("responses:queue")
 
 
@@ -331,29 +350,14 @@ def mention_take_private_view(request: HtmxHttpRequest, mention_id: int) -> Http
     if not invites or not form.is_valid():
         messages.error(request, "No DM template applies to this mention: write the invitation.")
         return _render_mention(request, mention, form, status=409)
-    try:
-        reply = reply_submit(
-            mention_id=mention.pk,
-            agent=request.user,
-            text=form.cleaned_data["text"],
-            opened_at=form.cleaned_data["opened_at"],
-            dm_invite=True,
-            playbook=invites[0].playbook,
-        )
-    except ReplyNeedsReview as review:
-        return _render_mention(request, mention, form, status=422, review=review)
-    except ReplyRefused as refusal:
-        messages.error(request, str(refusal))
-        return _render_mention(
-            request,
-            _mention_or_404(request, mention_id),
-            form,
-            status=409,
-            other_reply=refusal.other_reply,
-        )
-    presence_leave(mention_id=mention.pk, username=request.user.get_username())
-    messages.success(request, f"Taken private. {_sent_message(reply)}")
-    return redirect("responses:queue")
+    return _reply_submitted(
+        request,
+        mention,
+        form,
+        success_prefix="Taken private. ",
+        dm_invite=True,
+        playbook=invites[0].playbook,
+    )
 
 
 @require_POST
