@@ -51,7 +51,25 @@ def _source_of_brand_error(brand: Brand | None, source: Source | None) -> str | 
     return None
 
 
-class KeywordForm(forms.ModelForm):
+class _QueryOfSource:
+    """A form's `query` checked against its `source`'s platform, and the source against its
+    `brand` (keyword forms and the studio's draft form)."""
+
+    cleaned_data: dict[str, Any]
+
+    def clean_query(self) -> str:
+        # The source is cleaned before the query (field order): its platform decides what
+        # the query may ask (X: at most 512 characters; some need a shared word).
+        return validated_query(self.cleaned_data["query"], self.cleaned_data.get("source"))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()  # type: ignore[misc]
+        if problem := _source_of_brand_error(cleaned.get("brand"), cleaned.get("source")):
+            self.add_error("source", problem)  # type: ignore[attr-defined]
+        return cleaned
+
+
+class KeywordForm(_QueryOfSource, forms.ModelForm):
     class Meta:
         model = TrackedKeyword
         fields = ["brand", "source", "query", "poll_interval_seconds", "is_active"]
@@ -77,17 +95,6 @@ class KeywordForm(forms.ModelForm):
         self.fields["source"].queryset = Source.objects.filter(is_active=True).select_related(
             "brand"
         )
-
-    def clean_query(self) -> str:
-        # The source is cleaned before the query (field order): its platform decides what
-        # the query may ask (X: at most 512 characters; some need a shared word).
-        return validated_query(self.cleaned_data["query"], self.cleaned_data.get("source"))
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if problem := _source_of_brand_error(cleaned.get("brand"), cleaned.get("source")):
-            self.add_error("source", problem)
-        return cleaned
 
     def clean_poll_interval_seconds(self) -> int:
         value = self.cleaned_data["poll_interval_seconds"]
@@ -143,7 +150,7 @@ class KeywordStudioForm(KeywordForm):
         return cleaned
 
 
-class KeywordDraftForm(forms.Form):
+class KeywordDraftForm(_QueryOfSource, forms.Form):
     """A query being written, for the live preview and the one-off search: the fields of the
     keyword form they need, and the preview's window."""
 
@@ -160,15 +167,6 @@ class KeywordDraftForm(forms.Form):
         empty_value=None,
         required=False,
     )
-
-    def clean_query(self) -> str:
-        return validated_query(self.cleaned_data["query"], self.cleaned_data.get("source"))
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if problem := _source_of_brand_error(cleaned.get("brand"), cleaned.get("source")):
-            self.add_error("source", problem)
-        return cleaned
 
     @property
     def problem(self) -> str:
